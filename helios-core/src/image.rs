@@ -1,0 +1,148 @@
+//! Container image references: parsed, normalised the way Docker does, and turned into the
+//! `image` object of the policy input.
+//!
+//! Parsing is delegated to `oci-spec`'s distribution [`Reference`](oci_spec::distribution::Reference),
+//! which implements the Docker reference grammar and its `docker.io/library/` normalisation.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A parsed, normalised image reference such as `registry.example.com/team/app:1.4@sha256:…`.
+///
+/// `nginx` becomes registry `docker.io`, repository `library/nginx`, tag `latest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// The full normalised reference, e.g. `docker.io/library/nginx:1.25`.
+    pub reference: String,
+    /// The registry host (and port), e.g. `registry:5000` or `docker.io`.
+    pub registry: String,
+    /// The repository path inside the registry, e.g. `team/app` or `library/nginx`.
+    pub repository: String,
+    /// The tag, `latest` when neither a tag nor a digest was given, `null` when only a digest was.
+    pub tag: Option<String>,
+    /// The manifest digest (`sha256:…`) when the reference pins one.
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Parses and normalises an image reference.
+    pub fn parse(reference: &str) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidImage {
+            reference: reference.to_string(),
+            reason,
+        };
+        let trimmed = reference.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("the reference is empty".into()));
+        }
+        let parsed = oci_spec::distribution::Reference::from_str(trimmed)
+            .map_err(|e| invalid(e.to_string()))?;
+        let mut image = ImageRef {
+            reference: String::new(),
+            registry: parsed.registry().to_string(),
+            repository: parsed.repository().to_string(),
+            tag: parsed.tag().map(str::to_string),
+            digest: parsed.digest().map(str::to_string),
+        };
+        if image.tag.is_none() && image.digest.is_none() {
+            image.tag = Some("latest".into());
+        }
+        image.reference = image.to_string();
+        Ok(image)
+    }
+
+    /// This reference pinned to `digest` (keeping the tag), as a registry lookup resolves it.
+    pub fn with_digest(mut self, digest: impl Into<String>) -> Self {
+        self.digest = Some(digest.into());
+        self.reference = self.to_string();
+        self
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        ImageRef::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:1234d2246518044ef95e3dbd029e51dd477788e5bf8e278e418685aabc3fe28a";
+
+    #[test]
+    fn bare_name_is_normalised_to_docker_hub_library() -> Result<()> {
+        let image = ImageRef::parse("nginx")?;
+        assert_eq!(image.registry, "docker.io");
+        assert_eq!(image.repository, "library/nginx");
+        assert_eq!(image.tag.as_deref(), Some("latest"));
+        assert_eq!(image.digest, None);
+        assert_eq!(image.reference, "docker.io/library/nginx:latest");
+        Ok(())
+    }
+
+    #[test]
+    fn tag_is_kept() -> Result<()> {
+        let image = ImageRef::parse("nginx:1.25")?;
+        assert_eq!(image.reference, "docker.io/library/nginx:1.25");
+        assert_eq!(image.tag.as_deref(), Some("1.25"));
+        Ok(())
+    }
+
+    #[test]
+    fn registry_with_port_tag_and_digest() -> Result<()> {
+        let image = ImageRef::parse(&format!("registry:5000/team/app:tag@{DIGEST}"))?;
+        assert_eq!(image.registry, "registry:5000");
+        assert_eq!(image.repository, "team/app");
+        assert_eq!(image.tag.as_deref(), Some("tag"));
+        assert_eq!(image.digest.as_deref(), Some(DIGEST));
+        assert_eq!(image.reference, format!("registry:5000/team/app:tag@{DIGEST}"));
+        Ok(())
+    }
+
+    #[test]
+    fn digest_only_has_no_tag() -> Result<()> {
+        let image = ImageRef::parse(&format!("ghcr.io/org/tool@{DIGEST}"))?;
+        assert_eq!(image.tag, None);
+        assert_eq!(image.reference, format!("ghcr.io/org/tool@{DIGEST}"));
+        Ok(())
+    }
+
+    #[test]
+    fn user_repository_on_docker_hub() -> Result<()> {
+        let image = ImageRef::parse("jmalloc/echo-server")?;
+        assert_eq!(image.reference, "docker.io/jmalloc/echo-server:latest");
+        Ok(())
+    }
+
+    #[test]
+    fn garbage_is_a_typed_error() {
+        for bad in ["", "   ", "UPPER/Case", "nginx:bad tag", "nginx@sha256:short"] {
+            let err = ImageRef::parse(bad).err();
+            assert!(
+                matches!(err, Some(Error::InvalidImage { .. })),
+                "{bad:?} gave {err:?}"
+            );
+        }
+    }
+}

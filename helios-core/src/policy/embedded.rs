@@ -1,0 +1,280 @@
+//! The embedded backend: `regorus`, in-process.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use regorus::utils::limits::ExecutionTimerConfig;
+
+use crate::error::{Error, Result};
+use crate::policy::{Backend, Decision, Package, PolicyEvaluator, PolicyInput, PolicySet};
+
+/// Default execution time limit of one evaluation.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(250);
+
+/// Work units between two clock reads of regorus's execution timer: often enough to stop a
+/// runaway loop within a millisecond or so, rarely enough not to show up in profiles.
+const TIMER_CHECK_INTERVAL: u32 = 256;
+
+/// Evaluates policies in-process with `regorus`.
+///
+/// The engine is parsed and prepared once in [`EmbeddedBuilder::build`]; each evaluation runs on a
+/// clone of the prepared engine, so one evaluator serves any number of threads and tasks at once.
+/// Cloning is cheap: it shares every module, and copies only the interpreter state.
+#[derive(Clone)]
+pub struct EmbeddedEvaluator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: regorus::Engine,
+    package: Package,
+    query: String,
+    version: String,
+    time_limit: Duration,
+}
+
+// One evaluator is shared by every task of a webhook: prove at compile time that it can be.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<EmbeddedEvaluator>();
+};
+
+impl std::fmt::Debug for EmbeddedEvaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedEvaluator")
+            .field("package", &self.inner.package)
+            .field("version", &self.inner.version)
+            .field("time_limit", &self.inner.time_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`EmbeddedEvaluator`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedBuilder {
+    set: Option<PolicySet>,
+    paths: Vec<PathBuf>,
+    data: Vec<serde_json::Value>,
+    package: Package,
+    rego_v0: bool,
+    time_limit: Duration,
+}
+
+impl Default for EmbeddedBuilder {
+    fn default() -> Self {
+        EmbeddedBuilder {
+            set: None,
+            paths: Vec::new(),
+            data: Vec::new(),
+            package: Package::default(),
+            rego_v0: false,
+            time_limit: DEFAULT_TIME_LIMIT,
+        }
+    }
+}
+
+impl EmbeddedBuilder {
+    /// The policies and data to evaluate, already loaded. Paths and data given to the builder
+    /// are added to it.
+    pub fn policies(mut self, set: PolicySet) -> Self {
+        self.set = Some(set);
+        self
+    }
+
+    /// Adds a `.rego` file, a data file or a directory of them (see [`PolicySet::add_path`]).
+    /// With no modules at all, the shipped default policy is used.
+    pub fn policy_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.paths.push(path.into());
+        self
+    }
+
+    /// Merges a data document (an object) under `data`.
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.data.push(data);
+        self
+    }
+
+    /// The package whose document is the decision (default `helios`).
+    pub fn package(mut self, package: Package) -> Self {
+        self.package = package;
+        self
+    }
+
+    /// Parse modules as Rego v0 (pre-1.0 syntax) instead of v1.
+    pub fn rego_v0(mut self, v0: bool) -> Self {
+        self.rego_v0 = v0;
+        self
+    }
+
+    /// The execution time limit of one evaluation (default 250 ms).
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
+    }
+
+    /// Parses and prepares the policies.
+    ///
+    /// Fails with [`Error::PolicyParse`] (naming `file:line`) on a syntax error and with
+    /// [`Error::PolicyUndefined`] when no module declares the package.
+    pub fn build(self) -> Result<EmbeddedEvaluator> {
+        let mut set = self.set.unwrap_or_default();
+        for path in &self.paths {
+            set.add_path(path)?;
+        }
+        if set.modules().is_empty() {
+            set.add_default_policy();
+        }
+        for data in self.data {
+            set.add_data(data)?;
+        }
+        let engine = prepare(&set, self.rego_v0, self.time_limit)?;
+
+        let declared = engine
+            .get_packages()
+            .map_err(|e| Error::PolicyEval { message: e.to_string() })?;
+        let query = self.package.query();
+        let has_package = declared
+            .iter()
+            .any(|p| *p == query || p.starts_with(&format!("{query}.")));
+        if !has_package {
+            return Err(Error::PolicyUndefined { package: query });
+        }
+
+        Ok(EmbeddedEvaluator {
+            inner: Arc::new(Inner {
+                engine,
+                package: self.package,
+                query,
+                version: set.digest(),
+                time_limit: self.time_limit,
+            }),
+        })
+    }
+}
+
+/// Builds and prepares an engine from a set. Builtin errors stay lenient (a failing builtin makes
+/// its expression undefined), as in OPA's server, so both backends decide alike.
+pub(crate) fn prepare(
+    set: &PolicySet,
+    rego_v0: bool,
+    time_limit: Duration,
+) -> Result<regorus::Engine> {
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(rego_v0);
+    for module in set.modules() {
+        engine
+            .add_policy(module.name.clone(), module.source.clone())
+            .map_err(|e| parse_error(&module.name, &e))?;
+    }
+    let data = regorus::Value::from(serde_json::Value::Object(set.data().clone()));
+    engine
+        .add_data(data)
+        .map_err(|e| Error::invalid("data", e))?;
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: time_limit,
+        check_interval: NonZeroU32::new(TIMER_CHECK_INTERVAL).unwrap_or(NonZeroU32::MIN),
+    });
+    // Prepare (analyse, schedule, hoist) once here rather than in every clone.
+    engine
+        .eval_query("true".to_string(), false)
+        .map_err(|e| eval_error(&e, time_limit))?;
+    Ok(engine)
+}
+
+impl EmbeddedEvaluator {
+    /// A builder; see [`EmbeddedBuilder`].
+    pub fn builder() -> EmbeddedBuilder {
+        EmbeddedBuilder::default()
+    }
+
+    /// The evaluator of the shipped default policy.
+    pub fn default_policy() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// The digest of the policies and data this evaluator runs.
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+
+    /// Evaluates synchronously on the calling thread.
+    pub fn evaluate_sync(&self, input: &PolicyInput) -> Result<Decision> {
+        let input = serde_json::to_value(input).map_err(|e| Error::invalid("policy input", e))?;
+        self.evaluate_json(input)
+    }
+
+    /// Evaluates an input given as JSON, without checking it against the input contract
+    /// (for tests of hand-written policies over arbitrary inputs).
+    pub fn evaluate_json(&self, input: serde_json::Value) -> Result<Decision> {
+        let inner = &self.inner;
+        let mut engine = inner.engine.clone();
+        engine.set_input(regorus::Value::from(input));
+        let results = engine
+            .eval_query(inner.query.clone(), false)
+            .map_err(|e| eval_error(&e, inner.time_limit))?;
+        let document = results
+            .result
+            .first()
+            .and_then(|r| r.expressions.first())
+            .map(|e| &e.value)
+            .filter(|v| **v != regorus::Value::Undefined)
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::PolicyEval { message: e.to_string() })?;
+        Decision::from_document(
+            document.as_ref(),
+            &inner.package,
+            inner.version.clone(),
+            Backend::Embedded,
+        )
+    }
+}
+
+#[async_trait]
+impl PolicyEvaluator for EmbeddedEvaluator {
+    /// Runs on the calling task: typical policies decide in well under a millisecond, and the
+    /// time limit bounds the rest.
+    async fn evaluate(&self, input: &PolicyInput) -> Result<Decision> {
+        self.evaluate_sync(input)
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Embedded
+    }
+}
+
+/// Maps a regorus parse error to `file:line` plus message.
+fn parse_error(module: &str, err: &anyhow::Error) -> Error {
+    let text = err.to_string();
+    // regorus reports `file:line:col: error: message` followed by the offending source line.
+    let first = text.lines().next().unwrap_or_default();
+    let (location, message) = match first.strip_prefix(module) {
+        Some(rest) => {
+            let mut parts = rest.trim_start_matches(':').splitn(3, ':');
+            let line = parts.next().unwrap_or_default();
+            let _col = parts.next();
+            let msg = parts.next().unwrap_or(first).trim();
+            let msg = msg.strip_prefix("error:").unwrap_or(msg).trim();
+            (format!("{module}:{line}"), msg.to_string())
+        }
+        None => (module.to_string(), first.to_string()),
+    };
+    Error::PolicyParse { location, message }
+}
+
+fn eval_error(err: &anyhow::Error, limit: Duration) -> Error {
+    let timed_out = err
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<regorus::LimitError>(), Some(regorus::LimitError::TimeLimitExceeded { .. })))
+        || err.to_string().contains("time limit");
+    if timed_out {
+        Error::PolicyTimeout { limit }
+    } else {
+        Error::PolicyEval {
+            message: err.to_string(),
+        }
+    }
+}

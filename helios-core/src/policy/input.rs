@@ -1,0 +1,147 @@
+//! The policy input contract, version 1: what every evaluation gets as `input`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::image::ImageRef;
+use crate::scan::ScanReport;
+
+/// The input contract version this build produces and accepts.
+pub const INPUT_VERSION: u32 = 1;
+
+/// One image's policy input. Serialises exactly to the contract in `docs/policies.md`:
+/// snake_case keys, absent values as `null`, never missing keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyInput {
+    /// Always [`INPUT_VERSION`].
+    pub version: u32,
+    /// Where the decision is being made.
+    pub stage: Stage,
+    /// The image being judged.
+    pub image: ImageRef,
+    /// Its scan.
+    pub scan: ScanReport,
+    /// The Kubernetes workload at admission; `null` in CI.
+    #[serde(default)]
+    pub workload: Option<Workload>,
+    /// Free-form CI context (pipeline, build id, commit); `null` at admission.
+    #[serde(default)]
+    pub ci: Option<serde_json::Value>,
+}
+
+/// Where a decision is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// In the Kubernetes API server's admission chain.
+    Admission,
+    /// In a CI pipeline.
+    Ci,
+}
+
+/// The workload an image belongs to, at admission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Object kind, e.g. `Deployment`.
+    pub kind: String,
+    /// Namespace, `null` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// Object name (may be `null` for `generateName` objects).
+    pub name: Option<String>,
+    /// `CREATE`, `UPDATE`, ...
+    pub operation: String,
+    /// The container that runs the image.
+    pub container: Container,
+    /// Object labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Object annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Who asked.
+    pub user: User,
+}
+
+/// A container of a workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Container {
+    /// Container name.
+    pub name: String,
+    /// Which list it is in.
+    #[serde(rename = "type")]
+    pub kind: ContainerType,
+}
+
+/// Which container list of a pod spec a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerType {
+    /// `containers`.
+    Container,
+    /// `initContainers`.
+    Init,
+    /// `ephemeralContainers`.
+    Ephemeral,
+}
+
+/// The requesting user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// User name.
+    pub username: Option<String>,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl PolicyInput {
+    /// The input of a CI gate: stage `ci`, no workload, the caller's CI context.
+    pub fn for_ci(image: ImageRef, scan: ScanReport, ci: Option<serde_json::Value>) -> Self {
+        PolicyInput {
+            version: INPUT_VERSION,
+            stage: Stage::Ci,
+            image,
+            scan,
+            workload: None,
+            ci,
+        }
+    }
+
+    /// Reads and validates an input document, naming the field at fault on error.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let input: PolicyInput = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| Error::invalid("policy input", e))?;
+        de.end().map_err(|e| Error::invalid("policy input", e))?;
+        input.validate()
+    }
+
+    /// Validates an input already parsed into a JSON value.
+    pub fn from_value(value: serde_json::Value) -> Result<Self> {
+        let input: PolicyInput = serde_path_to_error::deserialize(value)
+            .map_err(|e| Error::invalid("policy input", e))?;
+        input.validate()
+    }
+
+    fn validate(self) -> Result<Self> {
+        if self.version != INPUT_VERSION {
+            return Err(Error::invalid(
+                "policy input",
+                format!(
+                    "version: this Helios reads input version {INPUT_VERSION}, got {}",
+                    self.version
+                ),
+            ));
+        }
+        self.scan
+            .check_summary()
+            .map_err(|e| Error::invalid("policy input", format!("scan: {e}")))?;
+        Ok(self)
+    }
+}

@@ -1,0 +1,39 @@
+//! Policies: the input and decision contracts, and the backends that evaluate them.
+//!
+//! ```text
+//! PolicyInput ──► PolicyEvaluator::evaluate ──► Decision
+//!                  ├─ EmbeddedEvaluator (regorus, in-process)
+//!                  └─ (OPA over HTTP: later)
+//! ```
+
+mod decision;
+mod embedded;
+mod input;
+mod package;
+mod set;
+pub mod testing;
+
+use async_trait::async_trait;
+
+pub use decision::{Backend, Decision, Finding, PolicyRef};
+pub use embedded::{DEFAULT_TIME_LIMIT, EmbeddedBuilder, EmbeddedEvaluator};
+pub use input::{
+    Container, ContainerType, INPUT_VERSION, PolicyInput, Stage, User, Workload,
+};
+pub use package::Package;
+pub use set::{DEFAULT_POLICY_ID, PolicySet};
+
+use crate::error::Result;
+
+/// Anything that turns a [`PolicyInput`] into a [`Decision`].
+///
+/// Implementations are cheap to share (`Send + Sync`) and evaluate concurrently; every backend
+/// returns the same decision for the same policy and input, but for [`Decision::backend`].
+#[async_trait]
+pub trait PolicyEvaluator: Send + Sync {
+    /// Evaluates the policy on one input.
+    async fn evaluate(&self, input: &PolicyInput) -> Result<Decision>;
+
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+}

@@ -1,0 +1,204 @@
+//! The normalised scan report: what the policy sees under `input.scan`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a scan stands, as the policy input contract names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanStatus {
+    /// A finished scan with its findings.
+    Completed,
+    /// A scan is running; findings are not known yet.
+    Pending,
+    /// No scan exists and none was requested.
+    NotFound,
+    /// The scanner reported a failure (e.g. an unsupported image).
+    Failed,
+    /// The scan service could not be asked (network, auth, rate limit).
+    Unavailable,
+}
+
+impl fmt::Display for ScanStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ScanStatus::Completed => "completed",
+            ScanStatus::Pending => "pending",
+            ScanStatus::NotFound => "not_found",
+            ScanStatus::Failed => "failed",
+            ScanStatus::Unavailable => "unavailable",
+        })
+    }
+}
+
+/// Vulnerability severity, lower-case on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Critical.
+    Critical,
+    /// High.
+    High,
+    /// Medium.
+    Medium,
+    /// Low.
+    Low,
+    /// Informational.
+    Info,
+    /// The scanner did not rate it.
+    Unknown,
+}
+
+impl Severity {
+    /// Parses a severity case-insensitively (`Critical`, `HIGH`, `info`, ...). Lacework's
+    /// `Negligible` counts as `info`.
+    pub fn parse_lenient(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "critical" => Severity::Critical,
+            "high" => Severity::High,
+            "medium" => Severity::Medium,
+            "low" => Severity::Low,
+            "info" | "informational" | "negligible" => Severity::Info,
+            "unknown" => Severity::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// One normalised scan of one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanReport {
+    /// Where the scan stands.
+    pub status: ScanStatus,
+    /// Which scanner or source produced it: `lacework`, `file`, ...
+    pub source: String,
+    /// The scanner's id for this scan (Lacework's `evalGuid`).
+    pub id: Option<String>,
+    /// When the image was scanned, RFC 3339 in UTC.
+    pub scanned_at: Option<String>,
+    /// The scanner's or the source's explanation when `status` is `failed` or `unavailable`.
+    pub error: Option<String>,
+    /// Counts over `vulnerabilities`.
+    pub summary: Summary,
+    /// The findings.
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+impl ScanReport {
+    /// A report without findings in the given state, e.g. `not_found` or `unavailable`.
+    pub fn without_findings(
+        status: ScanStatus,
+        source: impl Into<String>,
+        error: Option<String>,
+    ) -> Self {
+        ScanReport {
+            status,
+            source: source.into(),
+            id: None,
+            scanned_at: None,
+            error,
+            summary: Summary::default(),
+            vulnerabilities: Vec::new(),
+        }
+    }
+
+    /// A `completed` report of these findings, with the summary counted from them.
+    pub fn completed(
+        source: impl Into<String>,
+        id: Option<String>,
+        scanned_at: Option<String>,
+        vulnerabilities: Vec<Vulnerability>,
+    ) -> Self {
+        ScanReport {
+            status: ScanStatus::Completed,
+            source: source.into(),
+            id,
+            scanned_at,
+            error: None,
+            summary: Summary::count(&vulnerabilities),
+            vulnerabilities,
+        }
+    }
+}
+
+/// Counts of findings by severity; every listed vulnerability counts, whatever its status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// Critical findings.
+    pub critical: u64,
+    /// High findings.
+    pub high: u64,
+    /// Medium findings.
+    pub medium: u64,
+    /// Low findings.
+    pub low: u64,
+    /// Informational findings.
+    pub info: u64,
+    /// Unrated findings.
+    pub unknown: u64,
+    /// All findings.
+    pub total: u64,
+    /// Findings with a fix available.
+    pub fixable: u64,
+}
+
+impl Summary {
+    /// Counts `vulnerabilities`.
+    pub fn count(vulnerabilities: &[Vulnerability]) -> Self {
+        let mut s = Summary::default();
+        for v in vulnerabilities {
+            *match v.severity {
+                Severity::Critical => &mut s.critical,
+                Severity::High => &mut s.high,
+                Severity::Medium => &mut s.medium,
+                Severity::Low => &mut s.low,
+                Severity::Info => &mut s.info,
+                Severity::Unknown => &mut s.unknown,
+            } += 1;
+            s.total += 1;
+            s.fixable += u64::from(v.fix.available);
+        }
+        s
+    }
+}
+
+/// One finding: a vulnerability in a package of the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vulnerability {
+    /// The vulnerability id, e.g. `CVE-2023-1234`.
+    pub id: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// The scanner's status, lower-case: `vulnerable`, `exception`, `fixed`, ...
+    pub status: String,
+    /// The affected package.
+    pub package: Package,
+    /// Whether and where it is fixed.
+    pub fix: Fix,
+}
+
+/// An installed package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    /// Package name, e.g. `openssl`.
+    pub name: String,
+    /// Installed version.
+    pub version: String,
+    /// Package namespace (distribution or ecosystem), e.g. `debian:11`.
+    pub namespace: Option<String>,
+}
+
+/// Fix availability of a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fix {
+    /// Whether a fixed version exists.
+    pub available: bool,
+    /// The first fixed version, when known.
+    pub version: Option<String>,
+}
