@@ -82,6 +82,37 @@ pub enum Error {
         /// The limit that was hit.
         limit: Duration,
     },
+
+    /// A service Helios depends on (OPA, Lacework, a registry) could not be reached or did not
+    /// answer in time: connection refused, timeout, rate limit beyond the deadline, 5xx.
+    #[error("{service} is unavailable: {reason}")]
+    Unavailable {
+        /// The service, e.g. `OPA at http://127.0.0.1:8181` (never with credentials).
+        service: String,
+        /// What happened.
+        reason: String,
+    },
+
+    /// A service rejected Helios's credentials (HTTP 401/403, bad API key).
+    #[error("{service} rejected the credentials: {reason}")]
+    Auth {
+        /// The service.
+        service: String,
+        /// What the service said, without the credentials themselves.
+        reason: String,
+    },
+
+    /// A service answered with an error of its own (OPA's `{"code", "message"}`, a Lacework
+    /// error body) or with a body Helios cannot read.
+    #[error("{service} answered with an error{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Remote {
+        /// The service.
+        service: String,
+        /// The service's own error code, when it sends one (e.g. OPA's `internal_error`).
+        code: Option<String>,
+        /// The service's message.
+        message: String,
+    },
 }
 
 impl Error {
@@ -96,6 +127,9 @@ impl Error {
             Error::PolicyType { .. } => "policy_type",
             Error::PolicyEval { .. } => "policy_eval",
             Error::PolicyTimeout { .. } => "policy_timeout",
+            Error::Unavailable { .. } => "unavailable",
+            Error::Auth { .. } => "auth",
+            Error::Remote { .. } => "remote",
         }
     }
 
@@ -109,6 +143,9 @@ impl Error {
         "policy_type",
         "policy_eval",
         "policy_timeout",
+        "unavailable",
+        "auth",
+        "remote",
     ];
 
     pub(crate) fn invalid(what: impl Into<String>, reason: impl ToString) -> Self {

@@ -7,5 +7,7 @@
 mod file;
 pub mod lacework;
 mod report;
+mod source;
 
 pub use report::{Fix, Package, ScanReport, ScanStatus, Severity, Summary, Vulnerability};
+pub use source::{Lookup, ScanSource};

@@ -1,0 +1,29 @@
+//! Where scan reports come from: the [`ScanSource`] trait.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::image::ImageRef;
+use crate::scan::ScanReport;
+
+/// Per-lookup options: the caller's deadline and whether the lookup may have side effects.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lookup {
+    /// Give up (answering `unavailable` or `pending`) when this instant passes.
+    pub deadline: Option<Instant>,
+    /// `false` forbids side effects such as requesting an on-demand scan (admission `dryRun`).
+    pub dry_run: bool,
+}
+
+/// A source of scan reports (Lacework, a directory of scan files, a cache in front of either).
+///
+/// "No scan" is not an error: it is a report with status `not_found`, `pending` or
+/// `unavailable`, so that the policy decides what it means. Errors are for misuse (an image the
+/// source cannot look up at all) and are mapped by callers to the failure policy.
+#[async_trait]
+pub trait ScanSource: Send + Sync {
+    /// The scan of `image`.
+    async fn scan(&self, image: &ImageRef, lookup: Lookup) -> Result<ScanReport>;
+}
