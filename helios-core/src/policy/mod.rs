@@ -3,12 +3,13 @@
 //! ```text
 //! PolicyInput ──► PolicyEvaluator::evaluate ──► Decision
 //!                  ├─ EmbeddedEvaluator (regorus, in-process)
-//!                  └─ (OPA over HTTP: later)
+//!                  └─ OpaEvaluator (an OPA server's Data API over HTTP(S))
 //! ```
 
 mod decision;
 mod embedded;
 mod input;
+mod opa;
 mod package;
 mod set;
 pub mod testing;
@@ -20,6 +21,7 @@ pub use embedded::{DEFAULT_TIME_LIMIT, EmbeddedBuilder, EmbeddedEvaluator};
 pub use input::{
     Container, ContainerType, INPUT_VERSION, PolicyInput, Stage, User, Workload,
 };
+pub use opa::{DEFAULT_OPA_TIMEOUT, OpaBuilder, OpaEvaluator, SERVER_VERSION_PREFIX};
 pub use package::Package;
 pub use set::{DEFAULT_POLICY_ID, PolicySet};
 
@@ -36,4 +38,28 @@ pub trait PolicyEvaluator: Send + Sync {
 
     /// Which backend this is.
     fn backend(&self) -> Backend;
+}
+
+/// Boxed evaluators (chosen at run time, e.g. by CLI flags) are evaluators too.
+#[async_trait]
+impl<T: PolicyEvaluator + ?Sized> PolicyEvaluator for Box<T> {
+    async fn evaluate(&self, input: &PolicyInput) -> Result<Decision> {
+        (**self).evaluate(input).await
+    }
+
+    fn backend(&self) -> Backend {
+        (**self).backend()
+    }
+}
+
+/// Shared evaluators are evaluators too.
+#[async_trait]
+impl<T: PolicyEvaluator + ?Sized> PolicyEvaluator for std::sync::Arc<T> {
+    async fn evaluate(&self, input: &PolicyInput) -> Result<Decision> {
+        (**self).evaluate(input).await
+    }
+
+    fn backend(&self) -> Backend {
+        (**self).backend()
+    }
 }

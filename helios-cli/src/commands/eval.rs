@@ -1,0 +1,37 @@
+//! `helios eval`: policy input in, decision JSON out.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use helios_core::Result;
+use helios_core::policy::PolicyInput;
+
+use super::{read_input, to_json};
+use crate::policy_args::PolicyArgs;
+
+/// Arguments of `helios eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The policy input document (contract version 1), or `-` for standard input.
+    #[arg(long, short = 'i', value_name = "FILE|-")]
+    input: PathBuf,
+
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// Prints the decision; exit 0 when allowed, 1 when denied.
+pub async fn run(args: EvalArgs) -> Result<u8> {
+    let text = read_input(&args.input)?;
+    let input = PolicyInput::from_json(&text).map_err(|e| match e {
+        helios_core::Error::InvalidInput { reason, .. } => helios_core::Error::InvalidInput {
+            what: format!("policy input {}", args.input.display()),
+            reason,
+        },
+        other => other,
+    })?;
+    let evaluator = args.policy.evaluator()?;
+    let decision = evaluator.evaluate(&input).await?;
+    println!("{}", to_json(&decision));
+    Ok(if decision.allowed { 0 } else { 1 })
+}

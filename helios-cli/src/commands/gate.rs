@@ -1,0 +1,85 @@
+//! `helios gate`: decide whether an image may ship, for a CI pipeline.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use helios_core::gate::Gate;
+use helios_core::image::ImageRef;
+use helios_core::scan::ScanReport;
+use helios_core::{Error, Result};
+use serde_json::{Map, Value};
+
+use super::to_json;
+use crate::policy_args::PolicyArgs;
+
+/// Arguments of `helios gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The image reference, e.g. `registry.example.com/team/app:1.4` (a digest pins the scan).
+    #[arg(value_name = "IMAGE")]
+    image: String,
+
+    /// The image's scan: a Lacework v2 search response, an array of its rows, or a Helios scan
+    /// report.
+    #[arg(long, value_name = "FILE")]
+    scan_file: PathBuf,
+
+    /// CI context passed to the policy as `input.ci` (repeatable), e.g. `--ci pipeline=build`.
+    #[arg(long = "ci", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    ci: Vec<(String, String)>,
+
+    /// How to print the decision on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+
+    /// Also write the build artifact (decision and the exact policy input, JSON) to this file.
+    #[arg(long, value_name = "FILE")]
+    artifact: Option<PathBuf>,
+
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// Output formats of `helios gate`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// A readable summary for build logs.
+    Text,
+    /// The decision JSON.
+    Json,
+}
+
+fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Prints the decision; exit 0 when allowed, 1 when denied.
+pub async fn run(args: GateArgs) -> Result<u8> {
+    let image = ImageRef::parse(&args.image)?;
+    let scan = ScanReport::from_scan_file(&args.scan_file, image.digest.as_deref())?;
+    let ci = (!args.ci.is_empty()).then(|| {
+        Value::Object(
+            args.ci
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect::<Map<_, _>>(),
+        )
+    });
+    let gate = Gate::new(args.policy.evaluator()?);
+    let outcome = gate.check(image, scan, ci).await?;
+
+    if let Some(path) = &args.artifact {
+        std::fs::write(path, to_json(&outcome) + "\n").map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    match args.format {
+        Format::Text => print!("{}", outcome.to_text()),
+        Format::Json => println!("{}", to_json(&outcome.decision)),
+    }
+    Ok(u8::try_from(outcome.exit_code()).unwrap_or(1))
+}

@@ -1,0 +1,56 @@
+//! `helios`: stop vulnerable container images with one Rego policy, in CI and at admission.
+//!
+//! Exit codes: 0 allowed (or all tests passed), 1 denied (or a test failed), 2 could not decide
+//! (bad input, policy error, unreachable service).
+
+mod commands;
+mod policy_args;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Stop vulnerable container images from running: Lacework scans judged by a Rego policy.
+#[derive(Debug, Parser)]
+#[command(name = "helios", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate a policy on a policy input document and print the decision JSON.
+    Eval(commands::eval::EvalArgs),
+    /// Decide whether an image may ship: scan → policy → exit code and report (for CI).
+    Gate(commands::gate::GateArgs),
+    /// Work with policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Run every `test_` rule of the given policies, like `opa test`.
+    Test(commands::policy_test::TestArgs),
+}
+
+/// Exit code when Helios could not decide.
+const EXIT_ERROR: u8 = 2;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => commands::eval::run(args).await,
+        Command::Gate(args) => commands::gate::run(args).await,
+        Command::Policy(PolicyCommand::Test(args)) => commands::policy_test::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("helios: error[{}]: {err}", err.code());
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

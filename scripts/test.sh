@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test suite of Helios — Rust, Python, Node — on a fresh machine, installing what it
+# needs on the way (Go-built peers such as OPA under .tools/, a Python venv, npm packages).
+# Exit status is non-zero when anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# One build shared by cargo, maturin and the napi CLI (the napi CLI always passes --target).
+CARGO_BUILD_TARGET="$(rustc -vV | sed -n 's/^host: //p')"
+export CARGO_BUILD_TARGET
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "real peers (OPA, ...) built from their Go modules"
+scripts/install-tools.sh
+
+step "rust: format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "rust: tests"
+cargo test --workspace --locked
+
+step "python: tests"
+scripts/test-python.sh
+
+step "node: tests"
+scripts/test-node.sh
+
+step "all suites passed"
