@@ -25,7 +25,10 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
     let text = read_input(&args.input)?;
     let input = PolicyInput::from_json(&text).map_err(|e| match e {
         helios_core::Error::InvalidInput { reason, .. } => helios_core::Error::InvalidInput {
-            what: format!("policy input {}", args.input.display()),
+            what: match args.input.to_str() {
+                Some("-") => "policy input on stdin".to_string(),
+                _ => format!("policy input {}", args.input.display()),
+            },
             reason,
         },
         other => other,

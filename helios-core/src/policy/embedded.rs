@@ -247,21 +247,27 @@ impl PolicyEvaluator for EmbeddedEvaluator {
 }
 
 /// Maps a regorus parse error to `file:line` plus message.
+///
+/// regorus renders errors like rustc: `--> file:line:col`, the source line with a caret, then
+/// `error: message`.
 fn parse_error(module: &str, err: &anyhow::Error) -> Error {
     let text = err.to_string();
-    // regorus reports `file:line:col: error: message` followed by the offending source line.
-    let first = text.lines().next().unwrap_or_default();
-    let (location, message) = match first.strip_prefix(module) {
-        Some(rest) => {
-            let mut parts = rest.trim_start_matches(':').splitn(3, ':');
-            let line = parts.next().unwrap_or_default();
-            let _col = parts.next();
-            let msg = parts.next().unwrap_or(first).trim();
-            let msg = msg.strip_prefix("error:").unwrap_or(msg).trim();
-            (format!("{module}:{line}"), msg.to_string())
-        }
-        None => (module.to_string(), first.to_string()),
-    };
+    let location = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .map(|loc| match loc.rsplit_once(':') {
+            Some((file_line, col)) if col.chars().all(|c| c.is_ascii_digit()) => file_line,
+            _ => loc,
+        })
+        .unwrap_or(module)
+        .to_string();
+    let message = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error:"))
+        .unwrap_or(text.trim())
+        .trim()
+        .to_string();
     Error::PolicyParse { location, message }
 }
 

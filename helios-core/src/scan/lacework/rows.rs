@@ -265,7 +265,7 @@ pub fn report_from_rows(rows: &[ContainerVulnRow], digest: Option<&str>) -> Resu
                 return Err(Error::invalid(
                     "Lacework rows",
                     format!(
-                        "they cover {} images ({}); name the image by digest to pick one",
+                        "the rows cover {} images ({}); name the image by digest to pick one",
                         names.len(),
                         names.join(", ")
                     ),

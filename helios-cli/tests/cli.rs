@@ -1,0 +1,217 @@
+//! The `helios` binary end to end: exit codes, outputs, and one-line errors on bad input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn helios(args: &[&str]) -> Output {
+    helios_with_stdin(args, None)
+}
+
+fn helios_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_helios"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start helios: {e}"));
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(text.as_bytes());
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("helios did not finish: {e}"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Errors are one line on stderr, with the stable code, and exit 2.
+fn assert_one_line_error(o: &Output, code: &str, mentions: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with(&format!("helios: error[{code}]")), "{err}");
+    for m in mentions {
+        assert!(err.contains(m), "{err:?} does not mention {m:?}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("helios-cli-test-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+#[test]
+fn gate_denies_the_sample_scan_with_reasons() {
+    let o = helios(&[
+        "gate",
+        "registry.example.com/shop/web:1.4",
+        "--scan-file",
+        "examples/scans/sample-lacework-scan.json",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(out.starts_with("DENIED  registry.example.com/shop/web:1.4"), "{out}");
+    assert!(out.contains("helios.default"), "{out}");
+    assert!(out.contains("deny     CVE-"), "{out}");
+}
+
+#[test]
+fn gate_allows_the_clean_scan_and_writes_the_artifact() -> Result<(), Box<dyn std::error::Error>> {
+    let artifact = temp_file("artifact.json", "");
+    let o = helios(&[
+        "gate",
+        "registry.example.com/shop/api:2.0",
+        "--scan-file",
+        "examples/scans/clean-scan.json",
+        "--format",
+        "json",
+        "--ci",
+        "pipeline=build",
+        "--ci",
+        "commit=5e1f0c2",
+        "--artifact",
+        artifact.to_str().ok_or("path")?,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let decision: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(decision["allowed"], true);
+    assert_eq!(decision["policy"]["id"], "helios.default");
+    assert_eq!(decision["backend"], "embedded");
+
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&artifact)?)?;
+    assert_eq!(written["decision"], decision);
+    assert_eq!(written["input"]["stage"], "ci");
+    assert_eq!(written["input"]["ci"]["commit"], "5e1f0c2");
+    assert_eq!(written["input"]["workload"], serde_json::Value::Null);
+    assert_eq!(written["input"]["image"]["repository"], "shop/api");
+    Ok(())
+}
+
+#[test]
+fn eval_reads_a_file_or_stdin_and_prints_the_decision() -> Result<(), Box<dyn std::error::Error>> {
+    let o = helios(&["eval", "--input", "tests/fixtures/inputs/critical-no-fix.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let decision: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(decision["violations"][0]["code"], "critical");
+
+    let text = std::fs::read_to_string(root().join("tests/fixtures/inputs/clean.json"))?;
+    let o = helios_with_stdin(&["eval", "--input", "-"], Some(&text));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let decision: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(decision["allowed"], true);
+    Ok(())
+}
+
+#[test]
+fn eval_with_a_hand_written_policy_and_package() -> Result<(), Box<dyn std::error::Error>> {
+    let o = helios(&[
+        "eval",
+        "--input",
+        "tests/fixtures/inputs/critical-no-fix.json",
+        "--policy",
+        "tests/fixtures/policies/acme_images.rego",
+        "--package",
+        "acme.images",
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let decision: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert!(decision["policy"]["version"].as_str().is_some_and(|v| v.starts_with("sha256:")));
+    Ok(())
+}
+
+#[test]
+fn bad_scan_files_exit_2_with_one_line() {
+    let not_json = temp_file("not-json.json", "this is not json");
+    let missing = temp_file("missing.json", r#"{"data": [{"vulnId": "CVE-1", "status": "VULNERABLE"}]}"#);
+    let severity = temp_file(
+        "severity.json",
+        r#"[{"vulnId": "CVE-1", "severity": "Apocalyptic", "status": "VULNERABLE",
+             "featureKey": {"name": "zlib", "version": "1"}}]"#,
+    );
+    for (file, mentions) in [
+        (&not_json, vec!["not-json.json", "not JSON"]),
+        (&missing, vec!["missing.json", "row 0", "featureKey"]),
+        (&severity, vec!["severity.json", "Apocalyptic"]),
+    ] {
+        let o = helios(&["gate", "nginx", "--scan-file", file.to_str().unwrap_or_default()]);
+        assert_one_line_error(&o, "invalid_input", &mentions);
+    }
+    let o = helios(&["gate", "nginx", "--scan-file", "no/such/file.json"]);
+    assert_one_line_error(&o, "io", &["no/such/file.json"]);
+}
+
+#[test]
+fn bad_inputs_and_policies_exit_2_with_one_line() {
+    let o = helios_with_stdin(&["eval", "--input", "-"], Some(r#"{"version": 1}"#));
+    assert_one_line_error(&o, "invalid_input", &["policy input", "stage"]);
+
+    let o = helios(&["gate", "Not A Valid/Image", "--scan-file", "examples/scans/clean-scan.json"]);
+    assert_one_line_error(&o, "invalid_image", &["Not A Valid/Image"]);
+
+    let o = helios(&[
+        "eval",
+        "--input",
+        "tests/fixtures/inputs/clean.json",
+        "--policy",
+        "tests/fixtures/policies/syntax_error.rego",
+    ]);
+    assert_one_line_error(&o, "policy_parse", &["syntax_error.rego:"]);
+
+    let o = helios(&["eval", "--input", "tests/fixtures/inputs/clean.json", "--package", "nope"]);
+    assert_one_line_error(&o, "policy_undefined", &["data.nope"]);
+}
+
+#[test]
+fn policy_test_runs_the_default_policy_tests() {
+    let o = helios(&["policy", "test", "helios-core/src/policy/default"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.contains("PASS  data.helios_test.test_critical_without_fix_is_denied"), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn policy_test_fails_on_a_failing_test() {
+    let file = temp_file(
+        "failing_test.rego",
+        "package demo_test\n\ntest_passes if 1 == 1\n\ntest_fails if 1 == 2\n",
+    );
+    let o = helios(&["policy", "test", file.to_str().unwrap_or_default()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("PASS  data.demo_test.test_passes"), "{out}");
+    assert!(out.contains("FAIL  data.demo_test.test_fails"), "{out}");
+    assert!(out.contains("PASS: 1/2"), "{out}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["eval", "--help"],
+        vec!["gate", "--help"],
+        vec!["policy", "--help"],
+        vec!["policy", "test", "--help"],
+    ] {
+        let o = helios(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).contains("Usage:"), "{args:?}");
+    }
+}
