@@ -37,6 +37,7 @@
 //! # }
 //! ```
 
+pub mod admission;
 pub mod error;
 pub mod gate;
 pub mod image;

@@ -1,0 +1,26 @@
+//! Kubernetes admission: `AdmissionReview` wire types, the images of every workload kind, and
+//! the [`AdmissionController`] that decides a review.
+//!
+//! ```text
+//! AdmissionReview ──► images per kind ──► ScanSource ──► PolicyInput (stage admission)
+//!                     (new/changed only)   (parallel, one deadline)   ──► PolicyEvaluator
+//!                 ◄── allow | 403 with reasons, warnings, auditAnnotations ◄──┘
+//! ```
+//!
+//! The controller is framework-independent (review in, review out); the HTTPS server behind the
+//! `webhook` feature wraps it.
+
+mod controller;
+pub mod images;
+mod review;
+
+pub use controller::{
+    AdmissionController, ControllerConfig, DEFAULT_DEADLINE, DEFAULT_OWN_NAMESPACE, FailureKind,
+    FailurePolicy, Mode, ReviewOutcome, UnknownKinds, Verdict,
+};
+pub use images::ContainerImage;
+pub use review::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, GroupVersionResource,
+    MAX_WARNING_LEN, MAX_WARNINGS_TOTAL, META_API_VERSION_V1, META_API_VERSION_V1BETA1, META_KIND,
+    Operation, Status, UserInfo, is_valid_annotation_key,
+};
