@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 ///
 /// `nginx` becomes registry `docker.io`, repository `library/nginx`, tag `latest`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Strict like the rest of the input contract: a misspelt key must not be silently ignored.
+#[serde(deny_unknown_fields)]
 pub struct ImageRef {
     /// The full normalised reference, e.g. `docker.io/library/nginx:1.25`.
     pub reference: String,
