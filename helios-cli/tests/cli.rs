@@ -215,3 +215,36 @@ fn every_command_has_help() {
         assert!(stdout(&o).contains("Usage:"), "{args:?}");
     }
 }
+
+#[test]
+fn gate_writes_artifacts_in_the_format_their_names_ask_for() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = temp_file("keep", "").with_file_name("");
+    let (sarif, junit, md) = (dir.join("r.sarif"), dir.join("r.xml"), dir.join("r.md"));
+    let o = helios(&[
+        "gate",
+        "registry.example.com/shop/web:1.4",
+        "--scan-file",
+        "examples/scans/sample-lacework-scan.json",
+        "--artifact",
+        sarif.to_str().ok_or("path")?,
+        "--artifact",
+        junit.to_str().ok_or("path")?,
+        "--artifact",
+        md.to_str().ok_or("path")?,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    let sarif: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sarif)?)?;
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().ok_or("results")?;
+    assert!(results.iter().any(|r| r["level"] == "error" && r["ruleId"] == "critical"));
+    assert_eq!(sarif["runs"][0]["properties"]["policy"]["id"], "helios.default");
+
+    let junit = std::fs::read_to_string(junit)?;
+    assert!(junit.contains("<failure message=\"2 violations\""), "{junit}");
+    assert!(junit.contains("name=\"policy.id\" value=\"helios.default\""), "{junit}");
+
+    let md = std::fs::read_to_string(md)?;
+    assert!(md.starts_with("### ❌ Helios: DENIED `registry.example.com/shop/web:1.4`"), "{md}");
+    Ok(())
+}

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use helios_core::gate::Gate;
+use helios_core::gate::{Gate, ReportFormat};
 use helios_core::image::ImageRef;
 use helios_core::scan::ScanReport;
 use helios_core::{Error, Result};
@@ -28,13 +28,14 @@ pub struct GateArgs {
     #[arg(long = "ci", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     ci: Vec<(String, String)>,
 
-    /// How to print the decision on standard output.
+    /// How to print the outcome on standard output (`json`: the decision JSON).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 
-    /// Also write the build artifact (decision and the exact policy input, JSON) to this file.
+    /// Also write a build artifact (repeatable), its format chosen by the file name: `.json` the
+    /// decision with the exact policy input, `.sarif` SARIF 2.1.0, `.xml` JUnit, `.md` Markdown.
     #[arg(long, value_name = "FILE")]
-    artifact: Option<PathBuf>,
+    artifact: Vec<PathBuf>,
 
     #[command(flatten)]
     policy: PolicyArgs,
@@ -47,6 +48,12 @@ enum Format {
     Text,
     /// The decision JSON.
     Json,
+    /// Markdown, e.g. for `$GITHUB_STEP_SUMMARY`.
+    Markdown,
+    /// JUnit XML.
+    Junit,
+    /// SARIF 2.1.0.
+    Sarif,
 }
 
 fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
@@ -71,15 +78,19 @@ pub async fn run(args: GateArgs) -> Result<u8> {
     let gate = Gate::new(args.policy.evaluator()?);
     let outcome = gate.check(image, scan, ci).await?;
 
-    if let Some(path) = &args.artifact {
-        std::fs::write(path, to_json(&outcome) + "\n").map_err(|source| Error::Io {
+    for path in &args.artifact {
+        let report = outcome.render(ReportFormat::for_path(path));
+        std::fs::write(path, report).map_err(|source| Error::Io {
             path: path.clone(),
             source,
         })?;
     }
     match args.format {
-        Format::Text => print!("{}", outcome.to_text()),
         Format::Json => println!("{}", to_json(&outcome.decision)),
+        Format::Text => print!("{}", outcome.render(ReportFormat::Text)),
+        Format::Markdown => print!("{}", outcome.render(ReportFormat::Markdown)),
+        Format::Junit => print!("{}", outcome.render(ReportFormat::Junit)),
+        Format::Sarif => print!("{}", outcome.render(ReportFormat::Sarif)),
     }
     Ok(u8::try_from(outcome.exit_code()).unwrap_or(1))
 }

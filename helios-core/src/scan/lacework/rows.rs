@@ -227,7 +227,9 @@ impl ContainerVulnRow {
                 namespace: self.feature_key.namespace.clone(),
             },
             fix: Fix {
-                available: fix.fix_available.map_or(fixed_version.is_some(), FlexBool::get),
+                available: fix
+                    .fix_available
+                    .map_or(fixed_version.is_some(), FlexBool::get),
                 version: fixed_version,
             },
         })
@@ -282,9 +284,9 @@ pub fn report_from_rows(rows: &[ContainerVulnRow], digest: Option<&str>) -> Resu
         ));
     }
 
-    // Group by evaluation; keep the newest one.
-    let mut evaluations: BTreeMap<Option<&str>, (Option<DateTime<Utc>>, Vec<&ContainerVulnRow>)> =
-        BTreeMap::new();
+    // Group by evaluation (scan time, rows); keep the newest one.
+    type Evaluation<'a> = (Option<DateTime<Utc>>, Vec<&'a ContainerVulnRow>);
+    let mut evaluations: BTreeMap<Option<&str>, Evaluation> = BTreeMap::new();
     for row in of_image {
         let entry = evaluations.entry(row.evaluation()).or_default();
         entry.0 = entry.0.max(row.scanned_at());

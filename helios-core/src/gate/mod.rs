@@ -1,6 +1,8 @@
 //! The CI gate: image + scan → policy input (stage `ci`) → decision → exit code and report.
 
-use std::fmt::Write as _;
+mod report;
+
+pub use report::ReportFormat;
 
 use serde::Serialize;
 
@@ -62,40 +64,5 @@ impl GateOutcome {
     /// for errors).
     pub fn exit_code(&self) -> i32 {
         if self.decision.allowed { 0 } else { 1 }
-    }
-
-    /// A readable summary for a build log.
-    pub fn to_text(&self) -> String {
-        let d = &self.decision;
-        let scan = &self.input.scan;
-        let s = &scan.summary;
-        let mut out = String::new();
-        let verdict = if d.allowed { "ALLOWED" } else { "DENIED" };
-        let _ = writeln!(out, "{verdict}  {}", self.input.image.reference);
-        let _ = writeln!(
-            out,
-            "  policy   {} ({}), {} backend",
-            d.policy.id, d.policy.version, d.backend
-        );
-        let _ = write!(out, "  scan     {} from {}", scan.status, scan.source);
-        if let Some(id) = &scan.id {
-            let _ = write!(out, ", id {id}");
-        }
-        if let Some(at) = &scan.scanned_at {
-            let _ = write!(out, ", scanned {at}");
-        }
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "  findings {} critical, {} high, {} medium, {} low, {} info, {} unknown ({} fixable)",
-            s.critical, s.high, s.medium, s.low, s.info, s.unknown, s.fixable
-        );
-        for v in &d.violations {
-            let _ = writeln!(out, "  deny     {}", v.msg);
-        }
-        for w in &d.warnings {
-            let _ = writeln!(out, "  warn     {}", w.msg);
-        }
-        out
     }
 }
