@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the real peers the tests run against (OPA, ...) from their Go modules with the machine's
+# Go, into the git-ignored .tools/bin of this checkout. Idempotent: a tool already present at the
+# pinned version is skipped, and Go's module and build caches (GOPATH/GOCACHE, left at their
+# defaults) make a rebuild after a version bump cheap.
+#
+#   scripts/install-tools.sh            # every tool
+#   scripts/install-tools.sh opa        # only the named ones
+#
+# To use an already-installed binary instead, point the tests at it (e.g. HELIOS_OPA_BIN=/usr/bin/opa)
+# and skip this script.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS_BIN="${HELIOS_TOOLS_BIN:-$ROOT/.tools/bin}"
+mkdir -p "$TOOLS_BIN"
+
+# Pinned versions: bump deliberately, the tests are written against these.
+OPA_MODULE="github.com/open-policy-agent/opa"
+OPA_VERSION="v1.22.3"
+
+# install_go_tool NAME PACKAGE VERSION: builds PACKAGE@VERSION into $TOOLS_BIN/NAME unless a build
+# of that exact version is already there (a stamp file records which version was built).
+install_go_tool() {
+    local name="$1" package="$2" version="$3"
+    local bin="$TOOLS_BIN/$name" stamp="$TOOLS_BIN/.$name.version"
+    if [[ -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$version" ]]; then
+        echo "install-tools: $name $version already in $TOOLS_BIN"
+        return 0
+    fi
+    if ! command -v go >/dev/null 2>&1; then
+        echo "install-tools: go is not installed; install Go or set the tool's HELIOS_*_BIN variable" >&2
+        return 1
+    fi
+    echo "install-tools: building $name $version from $package (first time takes a few minutes)"
+    # A private build dir so a half-written binary never sits at $bin.
+    local tmp
+    tmp="$(mktemp -d "$TOOLS_BIN/.build-$name.XXXXXX")"
+    if ! GOBIN="$tmp" GOFLAGS="${GOFLAGS:-} -buildvcs=false" go install "$package@$version"; then
+        rm -rf "$tmp"
+        return 1
+    fi
+    mv -f "$tmp/$(basename "$package")" "$bin"
+    rm -rf "$tmp"
+    echo "$version" >"$stamp"
+    echo "install-tools: $name $version installed at $bin"
+}
+
+install_opa() { install_go_tool opa "$OPA_MODULE" "$OPA_VERSION"; }
+
+tools=("$@")
+if [[ ${#tools[@]} -eq 0 ]]; then
+    tools=(opa)
+fi
+for tool in "${tools[@]}"; do
+    case "$tool" in
+        opa) install_opa ;;
+        *) echo "install-tools: unknown tool $tool (known: opa)" >&2; exit 2 ;;
+    esac
+done

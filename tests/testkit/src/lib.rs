@@ -1,0 +1,12 @@
+//! Harnesses that run the real peers of Helios for its tests and benchmarks.
+//!
+//! [`OpaServer`] starts a real `opa` (built from its Go module by `scripts/install-tools.sh`) on
+//! free loopback ports with a bundle written by the test, waits until it is healthy, and kills it
+//! when dropped.
+//!
+//! Which `opa` runs: `$HELIOS_OPA_BIN` when set, else `<workspace>/.tools/bin/opa`, else the one
+//! `scripts/install-tools.sh opa` builds there on first use (once; a minute or two).
+
+mod opa;
+
+pub use opa::{OpaServer, OpaServerBuilder, StartError, free_port, opa_binary, workspace_root};
