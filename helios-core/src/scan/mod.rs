@@ -1,13 +1,19 @@
 //! Scans: the normalised [`ScanReport`] and where reports come from.
 //!
-//! Today a report comes from a scan file ([`ScanReport::from_scan_file`]) holding a Lacework API v2
-//! search response, a bare array of its rows, or a Helios report; [`lacework`] holds the
-//! conversion from Lacework's wire format.
+//! A report comes from a [`ScanSource`]: Lacework ([`lacework::LaceworkSource`]), a directory of
+//! scan files ([`DirSource`]), or a cache in front of either ([`CachedSource`]). A single scan
+//! file ([`ScanReport::from_scan_file`]) holds a Lacework API v2 search response, a bare array
+//! of its rows, or a Helios report; [`lacework`] holds the client and the conversion from
+//! Lacework's wire format.
 
+pub mod cache;
+mod dir;
 mod file;
 pub mod lacework;
 mod report;
 mod source;
 
+pub use cache::CachedSource;
+pub use dir::DirSource;
 pub use report::{Fix, Package, ScanReport, ScanStatus, Severity, Summary, Vulnerability};
 pub use source::{Lookup, ScanSource};

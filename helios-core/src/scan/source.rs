@@ -13,7 +13,7 @@ use crate::scan::ScanReport;
 pub struct Lookup {
     /// Give up (answering `unavailable` or `pending`) when this instant passes.
     pub deadline: Option<Instant>,
-    /// `false` forbids side effects such as requesting an on-demand scan (admission `dryRun`).
+    /// `true` forbids side effects such as requesting an on-demand scan (admission `dryRun`).
     pub dry_run: bool,
 }
 

@@ -1,12 +1,45 @@
-//! Lacework API v2: the wire format of container vulnerability searches and its conversion to a
-//! [`ScanReport`](crate::scan::ScanReport).
+//! Lacework API v2: the client (tokens, search, on-demand scans, rate limits), the scan source
+//! built on it, and the wire format of container vulnerability searches with its conversion to
+//! a [`ScanReport`](crate::scan::ScanReport).
+//!
+//! ```no_run
+//! use helios_core::image::ImageRef;
+//! use helios_core::scan::{Lookup, ScanSource};
+//! use helios_core::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
+//!
+//! # async fn run() -> helios_core::Result<()> {
+//! // LW_ACCOUNT / LW_API_KEY / LW_API_SECRET, or a ~/.lacework.toml profile.
+//! let client = LaceworkClient::from_env()?;
+//! let source = LaceworkSource::new(client, NoScan::RequestScan);
+//! let image = ImageRef::parse("nginx@sha256:1234d2246518044ef95e3dbd029e51dd477788e5bf8e278e418685aabc3fe28a")?;
+//! let report = source.scan(&image, Lookup::default()).await?;
+//! println!("{}", report.status);
+//! # Ok(())
+//! # }
+//! ```
 
+mod budget;
+mod client;
+mod config;
+mod ondemand;
+mod retry;
 mod rows;
+mod search;
+mod secret;
+mod source;
+mod token;
 
+pub use budget::DEFAULT_REQUESTS_PER_HOUR;
+pub use client::{ClientBuilder, DEFAULT_LOOK_BACK, LaceworkClient, MAX_SEARCH_WINDOW};
+pub use ondemand::{SCAN_PATH, ScanState};
 pub use rows::{
     ContainerVulnRow, EvalCtx, FeatureKey, FixInfo, FlexBool, ImageInfo, ScanRequestProps,
     TimeValue, parse_rows, report_from_rows,
 };
+pub use search::{Filter, SEARCH_PATH, lacework_registry};
+pub use secret::Secret;
+pub use source::{LaceworkSource, NoScan};
+pub use token::TOKEN_PATH;
 
 /// The `source` of reports built from Lacework data.
 pub const SOURCE: &str = "lacework";

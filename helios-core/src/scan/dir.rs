@@ -1,0 +1,156 @@
+//! A [`ScanSource`] over a directory of scan files (the formats `helios gate --scan-file`
+//! reads), looked up by image digest.
+//!
+//! Each `*.json` file is indexed under the digests it covers: Lacework rows name theirs in
+//! `evalCtx.image_info.digest` (or `imageId`); any file may instead be named after its image,
+//! `sha256-<hex>.json`, which is the only way to index a Helios report file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::image::ImageRef;
+use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus, lacework};
+
+/// The `source` of reports of images without a file.
+pub const SOURCE: &str = "file";
+
+/// Scans read from a directory, by digest.
+#[derive(Debug)]
+pub struct DirSource {
+    dir: PathBuf,
+    index: Mutex<Index>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    modified: Option<SystemTime>,
+    files: HashMap<String, PathBuf>,
+}
+
+impl DirSource {
+    /// Indexes `dir`. Files that are not scans are skipped with a warning; an unreadable
+    /// directory is an error.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let index = build_index(&dir)?;
+        Ok(DirSource {
+            dir,
+            index: Mutex::new(index),
+        })
+    }
+
+    /// The digests indexed, sorted.
+    pub fn digests(&self) -> Vec<String> {
+        let mut d: Vec<String> = self.index().files.keys().cloned().collect();
+        d.sort();
+        d
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        // The index is replaced whole; a panic elsewhere cannot leave it half-built.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The file of `digest`, re-indexing first if the directory changed since.
+    fn file_of(&self, digest: &str) -> Result<Option<PathBuf>> {
+        let modified = dir_modified(&self.dir);
+        if modified.is_none() || modified != self.index().modified {
+            let fresh = build_index(&self.dir)?;
+            *self.index() = fresh;
+        }
+        Ok(self.index().files.get(digest).cloned())
+    }
+}
+
+fn dir_modified(dir: &Path) -> Option<SystemTime> {
+    std::fs::metadata(dir).and_then(|m| m.modified()).ok()
+}
+
+fn build_index(dir: &Path) -> Result<Index> {
+    let modified = dir_modified(dir);
+    let mut files = HashMap::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .collect();
+    entries.sort();
+    for path in entries {
+        match digests_of(&path) {
+            Ok(digests) => {
+                for d in digests {
+                    files.entry(d).or_insert_with(|| path.clone());
+                }
+            }
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "skipping scan file"),
+        }
+    }
+    Ok(Index { modified, files })
+}
+
+/// The digest in a `sha256-<hex>.json` name.
+fn digest_from_name(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?;
+    let hex = stem.strip_prefix("sha256-")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
+}
+
+fn digests_of(path: &Path) -> Result<Vec<String>> {
+    if let Some(d) = digest_from_name(path) {
+        return Ok(vec![d]);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid(format!("scan file {}", path.display()), e))?;
+    let rows = match value {
+        Value::Array(rows) => rows,
+        Value::Object(mut map) => match map.remove("data") {
+            Some(Value::Array(rows)) => rows,
+            _ => {
+                return Err(Error::invalid(
+                    format!("scan file {}", path.display()),
+                    "a Helios report file must be named sha256-<hex>.json",
+                ));
+            }
+        },
+        _ => Vec::new(),
+    };
+    let rows = lacework::parse_rows(rows)?;
+    let mut digests: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.digest().or(r.image_id()).map(str::to_string))
+        .collect();
+    digests.sort();
+    digests.dedup();
+    Ok(digests)
+}
+
+#[async_trait]
+impl ScanSource for DirSource {
+    /// The scan of the image's digest; `not_found` when no file covers it or the image has no
+    /// digest.
+    async fn scan(&self, image: &ImageRef, _lookup: Lookup) -> Result<ScanReport> {
+        let Some(digest) = &image.digest else {
+            return Ok(ScanReport::without_findings(
+                ScanStatus::NotFound,
+                SOURCE,
+                Some("the image has no digest; scan files are looked up by digest".into()),
+            ));
+        };
+        match self.file_of(digest)? {
+            Some(path) => ScanReport::from_scan_file(&path, Some(digest)),
+            None => Ok(ScanReport::without_findings(
+                ScanStatus::NotFound,
+                SOURCE,
+                None,
+            )),
+        }
+    }
+}
