@@ -45,3 +45,8 @@ pub mod policy;
 pub mod scan;
 
 pub use error::{Error, Result};
+
+// The README's Rust examples compile as doctests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
