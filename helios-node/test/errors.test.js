@@ -1,0 +1,125 @@
+'use strict'
+// Errors carry the core's code; bad arguments throw, never crash the process.
+
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { test } = require('node:test')
+
+const helios = require('..')
+const { FIXTURES, readJson } = require('./helpers')
+
+const runaway = path.join(FIXTURES, 'policies', 'runaway.rego')
+const clean = () => readJson('inputs/clean.json')
+
+/** Asserts `fn` throws synchronously an Error whose code is `code` (a string or a predicate). */
+function throwsCode(fn, code) {
+  assert.throws(fn, (err) => {
+    assert.ok(err instanceof Error)
+    if (typeof code === 'function') assert.ok(code(err.code), `unexpected code ${err.code}: ${err.message}`)
+    else assert.equal(err.code, code, err.message)
+    return true
+  })
+}
+
+test('ERROR_CODES lists the core codes', () => {
+  assert.ok(Object.isFrozen(helios.ERROR_CODES))
+  for (const code of ['invalid_input', 'io', 'policy_parse', 'policy_undefined', 'policy_type', 'policy_eval', 'policy_timeout']) {
+    assert.ok(helios.ERROR_CODES.includes(code), code)
+  }
+})
+
+test('a runaway policy hits the time limit, sync and async', async () => {
+  throwsCode(() => helios.evaluateSync(clean(), { policy: runaway, timeLimitMs: 20 }), 'policy_timeout')
+  await assert.rejects(helios.evaluate(clean(), { policy: runaway, timeLimitMs: 20 }), (err) => {
+    assert.equal(err.code, 'policy_timeout')
+    assert.match(err.message, /20 ms/)
+    return true
+  })
+})
+
+test('the async evaluation leaves the JS thread free', async () => {
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 5)
+  await assert.rejects(helios.evaluate(clean(), { policy: runaway, timeLimitMs: 1000 }), { code: 'policy_timeout' })
+  clearInterval(timer)
+  assert.ok(ticks >= 20, `the event loop ran only ${ticks} timers during the evaluation`)
+})
+
+test('a syntax error names file:line', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'helios-node-'))
+  const bad = path.join(dir, 'bad.rego')
+  fs.writeFileSync(bad, 'package helios\n\ndeny contains msg if {\n  msg := \n}\n')
+  throwsCode(() => new helios.Evaluator({ policy: bad }), 'policy_parse')
+  assert.throws(() => new helios.Evaluator({ policy: bad }), (err) => err.message.includes(`${bad}:`))
+})
+
+test('a missing policy file is io; an unknown package is policy_undefined', async () => {
+  throwsCode(() => new helios.Evaluator({ policy: '/nonexistent/helios.rego' }), 'io')
+  throwsCode(() => helios.evaluateSync(clean(), { package: 'nobody.here' }), 'policy_undefined')
+  await assert.rejects(helios.evaluate(clean(), { package: 'nobody.here' }), { code: 'policy_undefined' })
+  throwsCode(() => helios.evaluateSync(clean(), { package: 'not a package!' }), 'invalid_input')
+  await assert.rejects(helios.evaluate(clean(), { package: 'not a package!' }), { code: 'invalid_input' })
+})
+
+test('an input breaking the contract is invalid_input naming the field', () => {
+  const input = clean()
+  input.scan.summary.critical = 'many'
+  assert.throws(() => helios.evaluateSync(input), (err) => {
+    assert.equal(err.code, 'invalid_input')
+    assert.match(err.message, /scan\.summary\.critical/)
+    return true
+  })
+})
+
+// Wrong argument types throw synchronously (also from `evaluate`) with a code that is not a
+// core code: napi-rs's status (`InvalidArg`, `StringExpected`, ...).
+const notCore = (code) => typeof code === 'string' && code.length > 0 && !helios.ERROR_CODES.includes(code)
+
+for (const bad of [42, 'input', null, [], true]) {
+  test(`input ${JSON.stringify(bad)} is rejected`, () => {
+    throwsCode(() => helios.evaluateSync(bad), notCore)
+    throwsCode(() => helios.evaluate(bad), notCore)
+    throwsCode(() => new helios.Evaluator().evaluateSync(bad), notCore)
+    throwsCode(() => new helios.Evaluator().evaluate(bad), notCore)
+  })
+}
+
+test('a missing input is rejected', () => {
+  throwsCode(() => helios.evaluateSync(), notCore)
+  throwsCode(() => helios.evaluate(), notCore)
+})
+
+for (const options of [
+  { policy: 42 },
+  { policy: [42] },
+  { package: 5 },
+  { regoV0: 'yes' },
+  { timeLimitMs: 'fast' },
+  { timeLimitMs: -1 },
+  { timeLimitMs: Number.NaN },
+  { data: 'x' },
+  'options',
+]) {
+  test(`options ${JSON.stringify(options)} are rejected`, () => {
+    throwsCode(() => helios.evaluateSync(clean(), options), notCore)
+    throwsCode(() => helios.evaluate(clean(), options), notCore)
+    throwsCode(() => new helios.Evaluator(options), notCore)
+  })
+}
+
+test('values JSON cannot hold never crash', () => {
+  const loop = {}
+  loop.self = loop
+  for (const ci of [loop, { f: () => 1 }, { s: Symbol('x') }]) {
+    const input = clean()
+    input.ci = ci
+    throwsCode(() => helios.evaluateSync(input), notCore)
+  }
+  let deep = []
+  for (let i = 0; i < 10000; i++) deep = [deep]
+  const input = clean()
+  input.ci = { deep }
+  throwsCode(() => helios.evaluateSync(input), notCore)
+})

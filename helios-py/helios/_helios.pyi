@@ -1,0 +1,102 @@
+"""Types of the native module ``helios._helios`` (re-exported by ``helios``).
+
+Kept by hand; ``tests/test_stub.py`` checks it against the built module both ways.
+"""
+
+import os
+from collections.abc import Sequence
+from typing import Any, ClassVar, Final, Literal
+
+from ._types import Decision
+
+__version__: Final[str]
+ERROR_CODES: Final[list[str]]
+DEFAULT_TIME_LIMIT_MS: Final[int]
+
+_Path = str | os.PathLike[str]
+
+def evaluate(
+    input: dict[str, Any],
+    policy: _Path | Sequence[_Path] | None = None,
+    *,
+    data: dict[str, Any] | None = None,
+    package: str = "helios",
+    rego_v0: bool = False,
+    time_limit_ms: int | None = None,
+) -> Decision:
+    """Evaluates ``input`` once with ``policy`` (files or directories of ``.rego`` and data
+    files; the shipped default policy when None). For many inputs, build an :class:`Evaluator`.
+
+    Releases the GIL while the policy is compiled and evaluated.
+
+    Raises:
+        TypeError: an argument of the wrong type (``input`` not a dict, ``policy`` an int, a
+            value JSON cannot hold such as a set).
+        HeliosError: a subclass per error code (e.g. PolicyTimeoutError, InvalidInputError).
+    """
+
+class Evaluator:
+    """A policy parsed and prepared once, to evaluate any number of inputs. Thread-safe."""
+
+    def __init__(
+        self,
+        policy: _Path | Sequence[_Path] | None = None,
+        *,
+        data: dict[str, Any] | None = None,
+        package: str = "helios",
+        rego_v0: bool = False,
+        time_limit_ms: int | None = None,
+    ) -> None: ...
+    def evaluate(self, input: dict[str, Any]) -> Decision:
+        """Evaluates one input (releasing the GIL) and returns the decision."""
+    @property
+    def version(self) -> str:
+        """``sha256:`` digest of the policy sources and data (the decision's ``policy.version``)."""
+    @property
+    def package(self) -> str:
+        """The package whose document is the decision, e.g. ``helios``."""
+
+class HeliosError(Exception):
+    """Base of every Helios error."""
+
+    code: str | None
+    """The stable machine-readable code (one of ``ERROR_CODES``); None only on the bases."""
+
+class PolicyError(HeliosError):
+    """The policy could not decide."""
+
+class ServiceError(HeliosError):
+    """A service Helios depends on failed."""
+
+class InvalidInputError(HeliosError):
+    code: ClassVar[Literal["invalid_input"]]  # type: ignore[misc]
+
+class InvalidImageError(HeliosError):
+    code: ClassVar[Literal["invalid_image"]]  # type: ignore[misc]
+
+class IoError(HeliosError):
+    code: ClassVar[Literal["io"]]  # type: ignore[misc]
+
+class PolicyParseError(PolicyError):
+    code: ClassVar[Literal["policy_parse"]]  # type: ignore[misc]
+
+class PolicyUndefinedError(PolicyError):
+    code: ClassVar[Literal["policy_undefined"]]  # type: ignore[misc]
+
+class PolicyTypeError(PolicyError):
+    code: ClassVar[Literal["policy_type"]]  # type: ignore[misc]
+
+class PolicyEvalError(PolicyError):
+    code: ClassVar[Literal["policy_eval"]]  # type: ignore[misc]
+
+class PolicyTimeoutError(PolicyError):
+    code: ClassVar[Literal["policy_timeout"]]  # type: ignore[misc]
+
+class UnavailableError(ServiceError):
+    code: ClassVar[Literal["unavailable"]]  # type: ignore[misc]
+
+class AuthError(ServiceError):
+    code: ClassVar[Literal["auth"]]  # type: ignore[misc]
+
+class RemoteError(ServiceError):
+    code: ClassVar[Literal["remote"]]  # type: ignore[misc]

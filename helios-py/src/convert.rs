@@ -1,0 +1,131 @@
+//! Python values ↔ JSON values.
+//!
+//! Decisions go to Python through `pythonize` (a serde serializer). Inputs and data come in
+//! through the small converter below instead of `pythonize::depythonize`, which recurses without
+//! a limit: a self-referencing dict would overflow the stack and kill the interpreter. This one
+//! stops at [`MAX_DEPTH`] and names the path of any value JSON cannot hold.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+
+use helios_core::Error;
+
+/// Deepest nesting accepted. Real inputs are 6 levels deep; this only stops cycles and abuse.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a value could not be converted.
+pub enum ConvertError {
+    /// A value of a type JSON has no form for (a set, bytes, a datetime, ...): `TypeError`.
+    Type(String),
+    /// A value JSON cannot hold (NaN, a huge int, nesting too deep): `InvalidInputError`.
+    Value(String),
+}
+
+impl ConvertError {
+    /// The Python exception for this failure while reading `what` (e.g. `policy input`).
+    pub fn into_py(self, py: Python<'_>, what: &str) -> PyErr {
+        match self {
+            ConvertError::Type(msg) => PyTypeError::new_err(format!("{what}: {msg}")),
+            ConvertError::Value(reason) => crate::error::to_py(
+                py,
+                &Error::InvalidInput {
+                    what: what.to_string(),
+                    reason,
+                },
+            ),
+        }
+    }
+}
+
+/// Converts a `dict` (a JSON object) to a JSON value; anything else is a `TypeError`.
+pub fn object_to_json(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+    if !obj.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a dict, not {}",
+            type_name(obj)
+        )));
+    }
+    to_json(obj, "$", 0).map_err(|e| e.into_py(obj.py(), what))
+}
+
+fn to_json(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, ConvertError> {
+    if depth > MAX_DEPTH {
+        return Err(ConvertError::Value(format!(
+            "{path}: nested deeper than {MAX_DEPTH} levels (does a dict or list contain itself?)"
+        )));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    // bool before int: Python's bool is a subclass of int.
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+        return Err(ConvertError::Value(format!(
+            "{path}: integer out of the 64-bit range JSON numbers are read into"
+        )));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Number::from_f64(f.value())
+            .map(Value::Number)
+            .ok_or_else(|| {
+                ConvertError::Value(format!("{path}: {} is not a JSON number", f.value()))
+            });
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s = s
+            .to_str()
+            .map_err(|e| ConvertError::Value(format!("{path}: {e}")))?;
+        return Ok(Value::String(s.to_owned()));
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        let mut map = Map::new();
+        for (key, value) in dict.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                return Err(ConvertError::Type(format!(
+                    "{path}: dict keys must be str, found {}",
+                    type_name(&key)
+                )));
+            };
+            let key = key
+                .to_str()
+                .map_err(|e| ConvertError::Value(format!("{path}: {e}")))?;
+            let child = format!("{path}.{key}");
+            map.insert(key.to_owned(), to_json(&value, &child, depth + 1)?);
+        }
+        return Ok(Value::Object(map));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut items = Vec::new();
+        for (i, item) in obj
+            .try_iter()
+            .map_err(|e| ConvertError::Type(format!("{path}: {e}")))?
+            .enumerate()
+        {
+            let item = item.map_err(|e| ConvertError::Type(format!("{path}: {e}")))?;
+            items.push(to_json(&item, &format!("{path}[{i}]"), depth + 1)?);
+        }
+        return Ok(Value::Array(items));
+    }
+    Err(ConvertError::Type(format!(
+        "{path}: {} is not JSON-like (use dict, list, tuple, str, int, float, bool or None)",
+        type_name(obj)
+    )))
+}
+
+/// The Python type name of `obj`, for messages.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".to_string())
+}

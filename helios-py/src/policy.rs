@@ -1,0 +1,150 @@
+//! `helios_core::policy` for Python: the `Evaluator` class and the one-shot `evaluate`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use helios_core::policy::{EmbeddedEvaluator, Package, PolicyInput};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+use crate::convert::{object_to_json, type_name};
+use crate::error::to_py;
+
+/// A policy parsed and prepared once, to evaluate any number of inputs.
+///
+/// Wraps `helios_core::policy::EmbeddedEvaluator`; frozen and thread-safe, so one instance may
+/// be shared by threads (evaluation releases the GIL).
+#[pyclass(frozen, module = "helios", name = "Evaluator")]
+pub struct Evaluator {
+    inner: EmbeddedEvaluator,
+    package: String,
+}
+
+#[pymethods]
+impl Evaluator {
+    /// Loads and prepares the policies (the shipped default policy when `policy` is None).
+    #[new]
+    #[pyo3(signature = (policy=None, *, data=None, package="helios", rego_v0=false, time_limit_ms=None))]
+    fn new(
+        py: Python<'_>,
+        policy: Option<&Bound<'_, PyAny>>,
+        data: Option<&Bound<'_, PyAny>>,
+        package: &str,
+        rego_v0: bool,
+        time_limit_ms: Option<u64>,
+    ) -> PyResult<Self> {
+        let paths = match policy {
+            Some(p) if !p.is_none() => policy_paths(p)?,
+            _ => Vec::new(),
+        };
+        let data = match data {
+            Some(d) if !d.is_none() => Some(object_to_json(d, "data")?),
+            _ => None,
+        };
+        let package = Package::parse(package).map_err(|e| to_py(py, &e))?;
+
+        let mut builder = EmbeddedEvaluator::builder()
+            .package(package.clone())
+            .rego_v0(rego_v0);
+        for path in paths {
+            builder = builder.policy_path(path);
+        }
+        if let Some(data) = data {
+            builder = builder.data(data);
+        }
+        if let Some(ms) = time_limit_ms {
+            builder = builder.time_limit(Duration::from_millis(ms));
+        }
+        // Reading and compiling policies touches no Python object: let other threads run.
+        let inner = py.detach(|| builder.build()).map_err(|e| to_py(py, &e))?;
+        Ok(Evaluator {
+            inner,
+            package: package.to_string(),
+        })
+    }
+
+    /// Evaluates the policy on one input (a dict following the input contract) and returns the
+    /// decision as a dict.
+    fn evaluate<'py>(&self, input: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        evaluate_with(&self.inner, input)
+    }
+
+    /// `sha256:` digest of the policy sources and data (the decision's `policy.version`).
+    #[getter]
+    fn version(&self) -> &str {
+        self.inner.version()
+    }
+
+    /// The package whose document is the decision, e.g. `helios`.
+    #[getter]
+    fn package(&self) -> &str {
+        &self.package
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Evaluator(package={:?}, version={:?})",
+            self.package,
+            self.inner.version()
+        )
+    }
+}
+
+/// Evaluates `input` once: builds an `Evaluator` with the same arguments and runs it.
+#[pyfunction]
+#[pyo3(signature = (input, policy=None, *, data=None, package="helios", rego_v0=false, time_limit_ms=None))]
+pub fn evaluate<'py>(
+    input: &Bound<'py, PyAny>,
+    policy: Option<&Bound<'py, PyAny>>,
+    data: Option<&Bound<'py, PyAny>>,
+    package: &str,
+    rego_v0: bool,
+    time_limit_ms: Option<u64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = input.py();
+    // Check the input before paying for the policy, so a bad call fails fast.
+    let value = object_to_json(input, "input")?;
+    let evaluator = Evaluator::new(py, policy, data, package, rego_v0, time_limit_ms)?;
+    run(py, &evaluator.inner, value)
+}
+
+fn evaluate_with<'py>(
+    evaluator: &EmbeddedEvaluator,
+    input: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let value = object_to_json(input, "input")?;
+    run(input.py(), evaluator, value)
+}
+
+fn run<'py>(
+    py: Python<'py>,
+    evaluator: &EmbeddedEvaluator,
+    value: serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
+    let input = PolicyInput::from_value(value).map_err(|e| to_py(py, &e))?;
+    let decision = py
+        .detach(|| evaluator.evaluate_sync(&input))
+        .map_err(|e| to_py(py, &e))?;
+    Ok(pythonize::pythonize(py, &decision)?)
+}
+
+/// `str | os.PathLike | list/tuple of them` → paths. A bare `str` is one path, never a
+/// sequence of one-letter paths.
+fn policy_paths(obj: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
+    let one = |item: &Bound<'_, PyAny>| -> PyResult<PathBuf> {
+        item.extract::<PathBuf>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "policy must be a path (str or os.PathLike) or a list of paths, found {}",
+                type_name(item)
+            ))
+        })
+    };
+    if obj.is_instance_of::<PyString>() {
+        return Ok(vec![one(obj)?]);
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        return obj.try_iter()?.map(|item| one(&item?)).collect();
+    }
+    Ok(vec![one(obj)?])
+}
