@@ -27,6 +27,11 @@ enum Command {
     /// Work with policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve the Kubernetes validating admission webhook over HTTPS.
+    Webhook(commands::webhook::WebhookArgs),
+    /// Run one AdmissionReview (file or `-`) through the admission controller and print the
+    /// response review (exit 0 when a response was produced, 2 when the input is not a review).
+    Review(commands::webhook::ReviewArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +50,8 @@ async fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args).await,
         Command::Gate(args) => commands::gate::run(args).await,
         Command::Policy(PolicyCommand::Test(args)) => commands::policy_test::run(args),
+        Command::Webhook(args) => commands::webhook::run_webhook(args).await,
+        Command::Review(args) => commands::webhook::run_review(args).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -535,3 +535,67 @@ async fn shared_reference_fixtures() -> Result<()> {
     );
     Ok(())
 }
+
+/// Collects what the JSON log layer writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn one_json_log_line_per_review_without_secrets() -> Result<()> {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(captured.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut review = read(&project_fixtures().join("deployment-create.json"))?;
+    const SECRET: &str = "eyJhbGciOiJSUzI1NiJ9.secret-assertion";
+    if let Some(req) = review.request.as_mut() {
+        req.user_info
+            .extra
+            .insert("iam.gke.io/user-assertion".into(), vec![SECRET.into()]);
+    }
+    assert!(
+        !format!("{review:?}").contains(SECRET),
+        "Debug output redacts userInfo.extra"
+    );
+    let c = controller(Arc::new(MapSource::new()?), ControllerConfig::default())?;
+    run(&c, review).await?;
+
+    let text = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default())
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let line: Value = serde_json::from_str(lines[0]).map_err(|e| Error::InvalidInput {
+        what: "log line".into(),
+        reason: e.to_string(),
+    })?;
+    let fields = &line["fields"];
+    assert_eq!(fields["uid"], "00000000-0000-0000-0000-000000000002");
+    assert_eq!(fields["object"], "Deployment/shop/web");
+    assert_eq!(fields["images"], CRIT);
+    assert_eq!(fields["decision"], "deny");
+    assert!(fields["duration_ms"].is_number());
+    assert!(!text.contains(SECRET), "{text}");
+    Ok(())
+}

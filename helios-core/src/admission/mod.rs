@@ -24,3 +24,8 @@ pub use review::{
     MAX_WARNING_LEN, MAX_WARNINGS_TOTAL, META_API_VERSION_V1, META_API_VERSION_V1BETA1, META_KIND,
     Operation, Status, UserInfo, is_valid_annotation_key,
 };
+
+#[cfg(feature = "webhook")]
+pub mod config;
+#[cfg(feature = "webhook")]
+pub mod server;

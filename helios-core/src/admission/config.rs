@@ -1,0 +1,305 @@
+//! The webhook's YAML configuration file (`helios webhook --config FILE`).
+//!
+//! ```yaml
+//! listen: 0.0.0.0:8443
+//! tls: {cert: /etc/helios/tls/tls.crt, key: /etc/helios/tls/tls.key}
+//! policy: {paths: [/etc/helios/policy]}          # or {opa_url: https://opa:8181}
+//! scans: {dir: /var/lib/helios/scans}            # or {lacework: true}: credentials from env
+//! admission:
+//!   mode: enforce                                # enforce | warn | audit
+//!   namespace_modes: {staging: warn}
+//!   failure_policy: closed                       # closed | open
+//!   excluded_namespaces: [kube-system, helios-system]
+//!   deadline_ms: 2500
+//! ```
+//!
+//! Every field has a default; unknown fields are errors, so a typo never silently changes
+//! behaviour. Command-line flags and environment variables override the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::admission::server::ServerOptions;
+use crate::admission::{AdmissionController, ControllerConfig, FailurePolicy, Mode};
+use crate::error::{Error, Result};
+use crate::policy::{EmbeddedEvaluator, OpaEvaluator, Package, PolicyEvaluator};
+use crate::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
+use crate::scan::{CachedSource, DirSource, ScanSource};
+
+/// The whole webhook configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Serving certificate.
+    pub tls: TlsConfig,
+    /// Which policy decides.
+    pub policy: PolicyConfig,
+    /// Where scans come from.
+    pub scans: ScanConfig,
+    /// How reviews are decided.
+    pub admission: ControllerConfig,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            tls: TlsConfig::default(),
+            policy: PolicyConfig::default(),
+            scans: ScanConfig::default(),
+            admission: ControllerConfig::default(),
+        }
+    }
+}
+
+/// TLS files of the webhook (a `kubernetes.io/tls` Secret mounted as files).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// How often to check the files for a rotated certificate, in milliseconds.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: "/etc/helios/tls/tls.crt".into(),
+            key: "/etc/helios/tls/tls.key".into(),
+            reload_interval_ms: 10_000,
+        }
+    }
+}
+
+/// The policy: embedded Rego files, or an OPA server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `.rego` / data files or directories; empty means the shipped default policy.
+    pub paths: Vec<PathBuf>,
+    /// The decision package (default `helios`).
+    pub package: Option<String>,
+    /// Evaluate on this OPA server instead of in-process.
+    pub opa_url: Option<String>,
+    /// Execution limit of one embedded evaluation, in milliseconds.
+    pub time_limit_ms: Option<u64>,
+}
+
+/// Settings given on the command line or in the environment; each replaces the file's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--policy` (repeatable): embedded policy paths, replacing the file's policy.
+    pub policy: Vec<PathBuf>,
+    /// `--opa-url`: evaluate on OPA, replacing the file's policy.
+    pub opa_url: Option<String>,
+    /// `--scan-dir`: scans from a directory, replacing the file's source.
+    pub scan_dir: Option<PathBuf>,
+    /// `--lacework`: scans from Lacework, replacing the file's source.
+    pub lacework: bool,
+    /// `--mode`: the default mode.
+    pub mode: Option<Mode>,
+    /// `--failure-policy`.
+    pub failure_policy: Option<FailurePolicy>,
+    /// `--deadline-ms`.
+    pub deadline_ms: Option<u64>,
+}
+
+/// Where scans come from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// A directory of scan files (one per image digest or name).
+    pub dir: Option<PathBuf>,
+    /// Use Lacework, with credentials from the environment (`LW_ACCOUNT`, `LW_API_KEY`,
+    /// `LW_API_SECRET`, from the Secret in `deploy/`).
+    pub lacework: bool,
+}
+
+impl WebhookConfig {
+    /// Reads a YAML configuration file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_yaml(&text).map_err(|e| match e {
+            Error::InvalidInput { reason, .. } => {
+                Error::invalid(format!("webhook config {}", path.display()), reason)
+            }
+            other => other,
+        })
+    }
+
+    /// Parses YAML configuration text.
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        let de = yaml_serde::Deserializer::from_str(text);
+        let config: WebhookConfig = serde_path_to_error::deserialize(de)
+            .map_err(|e| Error::invalid("webhook config", e))?;
+        config.validate()
+    }
+
+    /// Checks what the types alone do not.
+    pub fn validate(self) -> Result<Self> {
+        if self.admission.deadline_ms == 0 {
+            return Err(Error::invalid(
+                "webhook config",
+                "admission.deadline_ms must be above 0",
+            ));
+        }
+        if self.policy.opa_url.is_some() && !self.policy.paths.is_empty() {
+            return Err(Error::invalid(
+                "webhook config",
+                "policy: give either paths (embedded) or opa_url, not both",
+            ));
+        }
+        if self.scans.dir.is_some() && self.scans.lacework {
+            return Err(Error::invalid(
+                "webhook config",
+                "scans: give either dir or lacework, not both",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Applies command-line / environment settings, then validates again.
+    pub fn with_overrides(mut self, o: Overrides) -> Result<Self> {
+        if let Some(listen) = o.listen {
+            self.listen = listen;
+        }
+        if let Some(cert) = o.tls_cert {
+            self.tls.cert = cert;
+        }
+        if let Some(key) = o.tls_key {
+            self.tls.key = key;
+        }
+        if !o.policy.is_empty() {
+            self.policy.paths = o.policy;
+            self.policy.opa_url = None;
+        }
+        if let Some(url) = o.opa_url {
+            self.policy.opa_url = Some(url);
+            self.policy.paths.clear();
+        }
+        if let Some(dir) = o.scan_dir {
+            self.scans.dir = Some(dir);
+            self.scans.lacework = false;
+        }
+        if o.lacework {
+            self.scans.lacework = true;
+            self.scans.dir = None;
+        }
+        if let Some(mode) = o.mode {
+            self.admission.mode = mode;
+        }
+        if let Some(fp) = o.failure_policy {
+            self.admission.failure_policy = fp;
+        }
+        if let Some(ms) = o.deadline_ms {
+            self.admission.deadline_ms = ms;
+        }
+        self.validate()
+    }
+
+    /// Builds the configured scan source: a directory of scan files, or Lacework (credentials
+    /// from the environment) behind a cache. At admission a missing Lacework scan is requested
+    /// (answered `pending`), except for dry runs.
+    pub fn scan_source(&self) -> Result<Arc<dyn ScanSource>> {
+        if let Some(dir) = &self.scans.dir {
+            return Ok(Arc::new(DirSource::open(dir.clone())?));
+        }
+        if self.scans.lacework {
+            let client = LaceworkClient::from_env()?;
+            let source = LaceworkSource::new(client, NoScan::RequestScan);
+            return Ok(Arc::new(CachedSource::new(source)));
+        }
+        Err(Error::invalid(
+            "webhook config",
+            "scans: set dir (a directory of scan files) or lacework: true (or --scan-dir / --lacework)",
+        ))
+    }
+
+    /// Builds the admission controller this configuration describes.
+    pub fn controller(&self) -> Result<AdmissionController> {
+        Ok(AdmissionController::new(
+            self.scan_source()?,
+            self.evaluator()?,
+            self.admission.clone(),
+        ))
+    }
+
+    /// The server options of this configuration.
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            listen: self.listen,
+            tls_cert: self.tls.cert.clone(),
+            tls_key: self.tls.key.clone(),
+            reload_interval: Duration::from_millis(self.tls.reload_interval_ms),
+        }
+    }
+
+    /// Builds the configured policy evaluator.
+    pub fn evaluator(&self) -> Result<Arc<dyn PolicyEvaluator>> {
+        let package = self
+            .policy
+            .package
+            .as_deref()
+            .map(Package::parse)
+            .transpose()?
+            .unwrap_or_default();
+        if let Some(url) = &self.policy.opa_url {
+            return Ok(Arc::new(
+                OpaEvaluator::builder(url.clone())
+                    .package(package)
+                    .build()?,
+            ));
+        }
+        let mut builder = EmbeddedEvaluator::builder().package(package);
+        for p in &self.policy.paths {
+            builder = builder.policy_path(p);
+        }
+        if let Some(ms) = self.policy.time_limit_ms {
+            builder = builder.time_limit(Duration::from_millis(ms));
+        }
+        Ok(Arc::new(builder.build()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::{FailurePolicy, Mode};
+
+    #[test]
+    fn yaml_with_defaults_and_overrides() -> Result<()> {
+        let cfg = WebhookConfig::from_yaml(
+            "listen: 127.0.0.1:9443\nadmission:\n  mode: warn\n  namespace_modes: {prod: enforce}\n  failure_policy: open\n",
+        )?;
+        assert_eq!(cfg.listen.port(), 9443);
+        assert_eq!(cfg.admission.mode, Mode::Warn);
+        assert_eq!(cfg.admission.mode_of(Some("prod")), Mode::Enforce);
+        assert_eq!(cfg.admission.failure_policy, FailurePolicy::Open);
+        assert!(cfg.admission.excluded_namespaces.contains("kube-system"));
+        assert_eq!(cfg.admission.deadline_ms, 2500);
+        Ok(())
+    }
+
+    #[test]
+    fn typos_are_errors_naming_the_field() {
+        let err = WebhookConfig::from_yaml("admission:\n  mdoe: warn\n").err();
+        assert!(err.is_some_and(|e| e.to_string().contains("mdoe")));
+        let err = WebhookConfig::from_yaml("admission:\n  mode: block\n").err();
+        assert!(err.is_some_and(|e| e.to_string().contains("admission.mode")));
+    }
+}

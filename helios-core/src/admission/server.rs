@@ -1,0 +1,357 @@
+//! The HTTPS admission webhook: axum on hyper, TLS by rustls on ring, the certificate reloaded
+//! when its files change.
+//!
+//! Routes: `POST /validate` (the AdmissionReview endpoint), `GET /healthz`, `GET /readyz`,
+//! `GET /metrics` (Prometheus text format).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::admission::{AdmissionController, Mode, ReviewOutcome, Verdict};
+use crate::error::{Error, Result};
+
+/// Largest accepted request body. The API server's own request limit is 3 MiB, so a larger body
+/// is not a review; it is answered 413.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Where and how the webhook listens.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Listen address, e.g. `0.0.0.0:8443`.
+    pub listen: SocketAddr,
+    /// PEM certificate chain.
+    pub tls_cert: PathBuf,
+    /// PEM private key.
+    pub tls_key: PathBuf,
+    /// How often the certificate files are checked for changes.
+    pub reload_interval: Duration,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviewLabels {
+    decision: String,
+    mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    kind: String,
+}
+
+/// The webhook's Prometheus metrics.
+pub struct Metrics {
+    registry: Registry,
+    reviews: Family<ReviewLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    latency: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers the metrics: `helios_admission_reviews_total{decision,mode}`,
+    /// `helios_admission_backend_errors_total{kind}` (scan, policy, deadline, invalid_review)
+    /// and `helios_admission_review_duration_seconds`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("helios_admission");
+        let reviews = Family::<ReviewLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        // 1 ms … ~4 s: a cached review takes about a millisecond, the deadline is 2.5 s.
+        let latency = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.001, 2.0, 13,
+        ));
+        registry.register(
+            "reviews",
+            "Admission reviews answered, by decision and mode",
+            reviews.clone(),
+        );
+        registry.register(
+            "backend_errors",
+            "Images that could not be checked (scan source, policy engine, deadline), and invalid reviews",
+            errors.clone(),
+        );
+        registry.register(
+            "review_duration_seconds",
+            "Time to answer one admission review",
+            latency.clone(),
+        );
+        // Show every series from the start, so dashboards and alerts see zeros, not gaps.
+        for v in Verdict::ALL {
+            for m in [Mode::Enforce, Mode::Warn, Mode::Audit] {
+                let _ = reviews.get_or_create(&ReviewLabels {
+                    decision: v.as_str().into(),
+                    mode: m.as_str().into(),
+                });
+            }
+        }
+        for k in ["scan", "policy", "deadline", "invalid_review"] {
+            let _ = errors.get_or_create(&ErrorLabels { kind: k.into() });
+        }
+        Metrics {
+            registry,
+            reviews,
+            errors,
+            latency,
+        }
+    }
+
+    /// Records one answered review.
+    pub fn record(&self, outcome: &ReviewOutcome) {
+        self.reviews
+            .get_or_create(&ReviewLabels {
+                decision: outcome.verdict.as_str().into(),
+                mode: outcome.mode.as_str().into(),
+            })
+            .inc();
+        for f in &outcome.failures {
+            self.errors
+                .get_or_create(&ErrorLabels {
+                    kind: f.as_str().into(),
+                })
+                .inc();
+        }
+        self.latency.observe(outcome.duration.as_secs_f64());
+    }
+
+    fn record_invalid(&self) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                kind: "invalid_review".into(),
+            })
+            .inc();
+    }
+
+    /// The metrics in the Prometheus / OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Shared state of the routes.
+#[derive(Clone)]
+struct AppState {
+    controller: AdmissionController,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+/// The webhook's routes, for embedding in another axum app or serving with [`serve`].
+///
+/// `ready` is what `/readyz` reports; [`serve`] sets it once TLS is loaded.
+pub fn router(
+    controller: AdmissionController,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> Router {
+    let state = AppState {
+        controller,
+        metrics,
+        ready,
+    };
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn validate(State(state): State<AppState>, body: Bytes) -> Response {
+    match state.controller.review_json(&body).await {
+        Ok((json, outcome)) => {
+            state.metrics.record(&outcome);
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        Err(e) => {
+            state.metrics.record_invalid();
+            tracing::warn!(target: "helios::admission", error = %e, bytes = body.len(), "invalid admission review");
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        "ok".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// A running webhook server.
+#[derive(Debug, Clone)]
+pub struct Running {
+    handle: Handle<SocketAddr>,
+}
+
+impl Running {
+    /// Stops accepting connections and lets in-flight reviews finish (up to `grace`).
+    pub fn shutdown(&self, grace: Duration) {
+        self.handle.graceful_shutdown(Some(grace));
+    }
+}
+
+/// Starts the HTTPS webhook and returns its bound address once it is listening (use port 0
+/// to pick a free port), and a handle to stop it. The server runs on spawned tasks.
+pub async fn serve(
+    controller: AdmissionController,
+    options: ServerOptions,
+    metrics: Arc<Metrics>,
+) -> Result<(SocketAddr, Running, tokio::task::JoinHandle<Result<()>>)> {
+    let tls = RustlsConfig::from_pem_file(&options.tls_cert, &options.tls_key)
+        .await
+        .map_err(|e| tls_error(&options, e))?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = router(controller, metrics, ready.clone());
+    let handle: Handle<SocketAddr> = Handle::new();
+    let server = axum_server::bind_rustls(options.listen, tls.clone()).handle(handle.clone());
+    let listen = options.listen;
+    let watcher = tokio::spawn(watch_certificates(tls, options));
+    let task = tokio::spawn(async move {
+        let served = server.serve(app.into_make_service()).await;
+        watcher.abort();
+        served.map_err(|e| Error::Unavailable {
+            service: format!("webhook listener on {listen}"),
+            reason: e.to_string(),
+        })
+    });
+    let Some(addr) = handle.listening().await else {
+        return Err(match task.await {
+            Ok(Err(e)) => e,
+            _ => Error::Unavailable {
+                service: format!("webhook listener on {listen}"),
+                reason: "the server stopped before listening".into(),
+            },
+        });
+    };
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(target: "helios::admission", %addr, "webhook listening");
+    Ok((addr, Running { handle }, task))
+}
+
+fn tls_error(options: &ServerOptions, e: std::io::Error) -> Error {
+    Error::invalid(
+        "TLS certificate",
+        format!(
+            "{} / {}: {e}",
+            options.tls_cert.display(),
+            options.tls_key.display()
+        ),
+    )
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads the certificate when either file changes (cert-manager rotates the Secret, the
+/// kubelet swaps the mounted files). A bad new pair is logged and the old one kept.
+async fn watch_certificates(tls: RustlsConfig, options: ServerOptions) {
+    let stamp = |o: &ServerOptions| (modified(&o.tls_cert), modified(&o.tls_key));
+    let mut last = stamp(&options);
+    let mut tick = tokio::time::interval(options.reload_interval.max(Duration::from_millis(50)));
+    loop {
+        tick.tick().await;
+        let now = stamp(&options);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match tls
+            .reload_from_pem_file(&options.tls_cert, &options.tls_key)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(target: "helios::admission", cert = %options.tls_cert.display(), "TLS certificate reloaded")
+            }
+            Err(e) => {
+                tracing::warn!(target: "helios::admission", error = %tls_error(&options, e), "TLS certificate reload failed; keeping the previous one")
+            }
+        }
+    }
+}
+
+/// Runs the webhook of `config` until SIGTERM or Ctrl-C, then drains in-flight reviews (up to
+/// 10 s, within the Pod's default termination grace period).
+pub async fn run(config: &crate::admission::config::WebhookConfig) -> Result<()> {
+    let controller = config.controller()?;
+    let metrics = Arc::new(Metrics::new());
+    let (_addr, running, task) = serve(controller, config.server_options(), metrics).await?;
+    let stop = running.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(target: "helios::admission", "shutting down");
+        stop.shutdown(Duration::from_secs(10));
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => Err(Error::Unavailable {
+            service: "webhook server".into(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
