@@ -208,6 +208,24 @@ async fn every_kind_yields_its_images_and_decision() -> Result<()> {
             Verdict::Skip,
         ),
         ("unknown-kind.json", vec![], Verdict::Skip),
+        (
+            "deployment-digest-critical.json",
+            vec![(
+                "app",
+                C,
+                "registry.example.com/team/critical:2.0@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+            )],
+            Verdict::Deny,
+        ),
+        (
+            "deployment-digest-clean.json",
+            vec![(
+                "app",
+                C,
+                "registry.example.com/team/app:1.4@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            )],
+            Verdict::Allow,
+        ),
     ];
     let source = Arc::new(MapSource::new()?);
     let c = controller(source.clone(), ControllerConfig::default())?;

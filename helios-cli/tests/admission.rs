@@ -1,0 +1,174 @@
+//! `helios review` and `helios webhook` end to end, with the directory scan source.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn helios(args: &[&str], stdin: Option<&[u8]>) -> std::io::Result<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_helios"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(bytes)?;
+    }
+    child.wait_with_output()
+}
+
+const SCANS: &str = "tests/fixtures/admission-scans";
+
+#[test]
+fn review_prints_the_response_and_exits_0_allowed_or_not() -> TestResult {
+    let out = helios(
+        &[
+            "review",
+            "tests/fixtures/admission/deployment-digest-critical.json",
+            "--scan-dir",
+            SCANS,
+        ],
+        None,
+    )?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let review: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(review["response"]["allowed"], false);
+    assert_eq!(review["response"]["status"]["code"], 403);
+    assert!(
+        review["response"]["status"]["message"]
+            .to_string()
+            .contains("CVE-2024-0001")
+    );
+
+    // From standard input, in warn mode given by the environment.
+    let body =
+        std::fs::read(root().join("tests/fixtures/admission/deployment-digest-critical.json"))?;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_helios"));
+    let mut child = cmd
+        .args(["review", "-", "--scan-dir", SCANS])
+        .env("HELIOS_MODE", "warn")
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(&body)?;
+    }
+    let out = child.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(0));
+    let review: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(review["response"]["allowed"], true);
+    assert!(
+        review["response"]["warnings"]
+            .to_string()
+            .contains("CVE-2024-0001")
+    );
+    Ok(())
+}
+
+#[test]
+fn review_of_something_that_is_not_a_review_exits_2() -> TestResult {
+    let out = helios(
+        &["review", "-", "--scan-dir", SCANS],
+        Some(br#"{"kind": "Pod"}"#),
+    )?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid admission review"), "{err}");
+    let out = helios(
+        &["review", "-", "--scan-dir", SCANS, "--mode", "block"],
+        Some(b"{}"),
+    )?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enforce, warn or audit"));
+    Ok(())
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_serves_reviews_over_tls_from_a_config_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
+    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = dir.path().join("helios.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\ntls:\n  cert: {cert}\n  key: {key}\nscans:\n  dir: {scans}\nadmission:\n  mode: enforce\n  failure_policy: closed\n",
+            cert = dir.path().join("tls.crt").display(),
+            key = dir.path().join("tls.key").display(),
+            scans = root().join(SCANS).display(),
+        ),
+    )?;
+    let _server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_helios"))
+            .args(["webhook", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes())?)
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .build()?;
+    let base = format!("https://localhost:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            ready = r.status().is_success();
+            if ready {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "helios webhook did not become ready");
+    let body =
+        std::fs::read(root().join("tests/fixtures/admission/deployment-digest-critical.json"))?;
+    let resp = client
+        .post(format!("{base}/validate"))
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    let review: serde_json::Value = resp.json().await?;
+    assert_eq!(review["response"]["allowed"], false);
+    assert!(
+        review["response"]["status"]["message"]
+            .to_string()
+            .contains("registry.example.com/team/critical")
+    );
+    Ok(())
+}
