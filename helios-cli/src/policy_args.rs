@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use helios_core::Result;
-use helios_core::policy::{EmbeddedEvaluator, Package, PolicyEvaluator};
+use helios_core::policy::{EmbeddedEvaluator, OpaEvaluator, Package, PolicyEvaluator};
 
 /// Which policy decides, and how it is evaluated.
 #[derive(Debug, Args)]
@@ -30,11 +30,48 @@ pub struct PolicyArgs {
     /// Execution time limit of one evaluation, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 250)]
     pub time_limit_ms: u64,
+
+    /// Decide on this OPA server (its Data API at `URL/v1/data/<package>`) instead of
+    /// in-process; the decision's `backend` is then `opa`. The policy lives on the server, so
+    /// `--policy`, `--data` and `--rego-v0` do not apply.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["policies", "data", "rego_v0"])]
+    pub opa_url: Option<String>,
+
+    /// Bearer token for an OPA run with `--authentication=token` (only used with `--opa-url`, so
+    /// an exported variable does not disturb in-process runs).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HELIOS_OPA_TOKEN",
+        hide_env_values = true
+    )]
+    pub opa_token: Option<OpaToken>,
+
+    /// PEM bundle of the CA that signed the OPA server's certificate (besides the built-in roots).
+    #[arg(long, value_name = "FILE", requires = "opa_url")]
+    pub opa_ca: Option<PathBuf>,
+
+    /// Time limit of one request to OPA, connecting included, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000, requires = "opa_url")]
+    pub opa_timeout_ms: u64,
 }
 
 impl PolicyArgs {
     /// Builds the evaluator these flags describe.
     pub fn evaluator(&self) -> Result<Box<dyn PolicyEvaluator>> {
+        if let Some(url) = &self.opa_url {
+            let mut builder = OpaEvaluator::builder(url.as_str())
+                .package(Package::parse(&self.package)?)
+                .timeout(Duration::from_millis(self.opa_timeout_ms));
+            // An empty HELIOS_OPA_TOKEN (e.g. an unset CI secret) means no token, not a bad one.
+            if let Some(OpaToken(token)) = self.opa_token.as_ref().filter(|t| !t.0.is_empty()) {
+                builder = builder.token(token.as_str());
+            }
+            if let Some(ca) = &self.opa_ca {
+                builder = builder.ca_file(ca);
+            }
+            return Ok(Box::new(builder.build()?));
+        }
         let mut builder = EmbeddedEvaluator::builder()
             .package(Package::parse(&self.package)?)
             .rego_v0(self.rego_v0)
@@ -43,5 +80,23 @@ impl PolicyArgs {
             builder = builder.policy_path(path);
         }
         Ok(Box::new(builder.build()?))
+    }
+}
+
+/// An OPA bearer token: `Debug` never shows it (the flags derive `Debug`).
+#[derive(Clone)]
+pub struct OpaToken(String);
+
+impl std::fmt::Debug for OpaToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpaToken(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for OpaToken {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(OpaToken(s.to_string()))
     }
 }

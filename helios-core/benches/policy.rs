@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use helios_core::policy::{EmbeddedEvaluator, OpaEvaluator, PolicyEvaluator, PolicyInput, PolicySet};
+use helios_core::policy::{
+    EmbeddedEvaluator, OpaEvaluator, PolicyEvaluator, PolicyInput, PolicySet,
+};
 use helios_testkit::OpaServer;
 use serde_json::json;
 
@@ -80,13 +82,17 @@ fn start_opa(version: &str) -> Result<OpaServer, String> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let embedded = EmbeddedEvaluator::default_policy()?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
 
     if !bench_mode {
         // `cargo test --all-targets`: prove the bench decides, cheaply, and never start OPA.
         let decision = embedded.evaluate_sync(&input_with(SIZES[0])?)?;
         assert!(!decision.allowed);
-        println!("bench policy: test mode, embedded decides; run `cargo bench -p helios-core --bench policy` to measure");
+        println!(
+            "bench policy: test mode, embedded decides; run `cargo bench -p helios-core --bench policy` to measure"
+        );
         return Ok(());
     }
 
@@ -98,7 +104,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let opa = match &server {
-        Some(s) => Some(OpaEvaluator::builder(s.url()).timeout(Duration::from_secs(30)).build()?),
+        Some(s) => Some(
+            OpaEvaluator::builder(s.url())
+                .timeout(Duration::from_secs(30))
+                .build()?,
+        ),
         None => None,
     };
 
@@ -109,7 +119,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let expected = embedded.evaluate_sync(&input)?;
         let mut group = c.benchmark_group("default_policy");
         if n >= 10_000 {
-            group.sample_size(20).measurement_time(Duration::from_secs(10));
+            group
+                .sample_size(20)
+                .measurement_time(Duration::from_secs(10));
         }
 
         let emb: Samples = Arc::default();
@@ -134,7 +146,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut got = rt.block_on(opa.evaluate(&input))?;
             got.backend = expected.backend;
             got.decision_id = None;
-            assert_eq!(got, expected, "OPA and embedded disagree on {n} vulnerabilities");
+            assert_eq!(
+                got, expected,
+                "OPA and embedded disagree on {n} vulnerabilities"
+            );
             let samples = remote.clone();
             group.bench_with_input(BenchmarkId::new("opa_http", n), &input, |b, input| {
                 b.iter_custom(|iters| {
@@ -157,7 +172,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let ms = |v: Option<f64>| v.map_or("skipped".to_string(), |s| format!("{:.3} ms", s * 1e3));
     println!("\nper-decision medians, default policy (same run):");
-    println!("{:>8} | {:>12} | {:>12} | {:>9}", "vulns", "embedded", "opa (http)", "opa/emb");
+    println!(
+        "{:>8} | {:>12} | {:>12} | {:>9}",
+        "vulns", "embedded", "opa (http)", "opa/emb"
+    );
     for (n, e, o) in rows {
         let ratio = match (e, o) {
             (Some(e), Some(o)) if e > 0.0 => format!("{:.1}x", o / e),

@@ -51,11 +51,7 @@ fn run_embedded(case: &Case, set: &PolicySet) -> helios_core::Result<Decision> {
     evaluator.evaluate_sync(&input)
 }
 
-fn run_opa(
-    rt: &tokio::runtime::Runtime,
-    case: &Case,
-    set: &PolicySet,
-) -> Result<Outcome, String> {
+fn run_opa(rt: &tokio::runtime::Runtime, case: &Case, set: &PolicySet) -> Result<Outcome, String> {
     let mut builder = OpaServer::builder()
         .rego_v0(case.rego_v0)
         .data(serde_json::Value::Object(set.data().clone()))
@@ -100,7 +96,11 @@ fn opa_agrees(embedded_code: &str, opa: &helios_core::Error) -> bool {
     }
 }
 
-fn compare(case: &Case, embedded: &helios_core::Result<Decision>, opa: &Outcome) -> Result<(), String> {
+fn compare(
+    case: &Case,
+    embedded: &helios_core::Result<Decision>,
+    opa: &Outcome,
+) -> Result<(), String> {
     match (embedded, opa) {
         (Err(e), Outcome::LoadFailed(_)) if e.code() == "policy_parse" => Ok(()),
         (_, Outcome::LoadFailed(log)) => Err(format!(
@@ -163,7 +163,10 @@ fn every_case_decides_alike_on_embedded_and_opa() -> Result<(), String> {
         let embedded = run_embedded(case, &set);
         // The embedded engine must meet the case too, or parity would be parity in error.
         if let Err(why) = case.check(&embedded) {
-            failures.push(format!("{}: embedded does not meet the case: {why}", case.name));
+            failures.push(format!(
+                "{}: embedded does not meet the case: {why}",
+                case.name
+            ));
             continue;
         }
         let opa = run_opa(&rt, case, &set)?;
@@ -188,6 +191,10 @@ fn every_case_decides_alike_on_embedded_and_opa() -> Result<(), String> {
         failures.join("\n")
     );
     // Not a vacuous pass: most cases are decisions, and they were compared whole.
-    assert!(decided * 2 > cases.len(), "only {decided} of {} cases decided", cases.len());
+    assert!(
+        decided * 2 > cases.len(),
+        "only {decided} of {} cases decided",
+        cases.len()
+    );
     Ok(())
 }

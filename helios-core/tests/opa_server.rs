@@ -44,7 +44,9 @@ fn default_policy_server() -> Result<OpaServer, Box<dyn std::error::Error>> {
     let embedded = EmbeddedEvaluator::default_policy()?;
     let mut set = helios_core::policy::PolicySet::new();
     set.add_default_policy();
-    let mut builder = OpaServer::builder().decision_logs(true).revision(embedded.version());
+    let mut builder = OpaServer::builder()
+        .decision_logs(true)
+        .revision(embedded.version());
     for m in set.modules() {
         builder = builder.policy("helios.rego", m.source.clone());
     }
@@ -62,8 +64,14 @@ fn decides_like_embedded_with_decision_id_and_bundle_revision() -> TestResult {
     let decision = rt.block_on(opa.evaluate(&input))?;
     assert_eq!(decision.backend, Backend::Opa);
     assert_eq!(opa.backend(), Backend::Opa);
-    let id = decision.decision_id.clone().ok_or("OPA returned no decision_id")?;
-    assert!(server.log().contains(&id), "decision {id} is not in OPA's decision log");
+    let id = decision
+        .decision_id
+        .clone()
+        .ok_or("OPA returned no decision_id")?;
+    assert!(
+        server.log().contains(&id),
+        "decision {id} is not in OPA's decision log"
+    );
     // The bundle's revision is the embedded digest: the whole decision matches.
     let mut expected = embedded.evaluate_sync(&input)?;
     expected.backend = Backend::Opa;
@@ -78,16 +86,23 @@ fn decides_like_embedded_with_decision_id_and_bundle_revision() -> TestResult {
 fn without_a_bundle_revision_the_version_names_the_server() -> TestResult {
     let rt = runtime()?;
     let server = OpaServer::builder()
-        .policy("p.rego", "package helios\n\ndeny contains \"no\" if input.scan.status == \"completed\"\n")
+        .policy(
+            "p.rego",
+            "package helios\n\ndeny contains \"no\" if input.scan.status == \"completed\"\n",
+        )
         .start()?;
     let opa = OpaEvaluator::builder(server.url()).build()?;
     let decision = rt.block_on(opa.evaluate(&fixable_high()?))?;
     assert!(
-        decision.policy.version.starts_with(SERVER_VERSION_PREFIX) && decision.policy.version.len() > SERVER_VERSION_PREFIX.len(),
+        decision.policy.version.starts_with(SERVER_VERSION_PREFIX)
+            && decision.policy.version.len() > SERVER_VERSION_PREFIX.len(),
         "{}",
         decision.policy.version
     );
-    assert_eq!(decision.decision_id, None, "no decision logs, no decision id");
+    assert_eq!(
+        decision.decision_id, None,
+        "no decision logs, no decision id"
+    );
     assert_eq!(decision.violations[0].msg, "no");
     assert_eq!(decision.policy.id, "helios");
     Ok(())
@@ -100,7 +115,10 @@ fn undefined_package_is_a_policy_error_naming_the_path() -> TestResult {
     let opa = OpaEvaluator::builder(server.url())
         .package(Package::parse("acme.missing")?)
         .build()?;
-    let err = rt.block_on(opa.evaluate(&fixable_high()?)).err().ok_or("decided")?;
+    let err = rt
+        .block_on(opa.evaluate(&fixable_high()?))
+        .err()
+        .ok_or("decided")?;
     assert!(
         matches!(&err, Error::PolicyUndefined { package } if package == "data.acme.missing"),
         "{err:?}"
@@ -118,7 +136,10 @@ fn opa_error_body_keeps_opas_code_and_message() -> TestResult {
         )
         .start()?;
     let opa = OpaEvaluator::builder(server.url()).build()?;
-    let err = rt.block_on(opa.evaluate(&fixable_high()?)).err().ok_or("decided")?;
+    let err = rt
+        .block_on(opa.evaluate(&fixable_high()?))
+        .err()
+        .ok_or("decided")?;
     match &err {
         Error::Remote { code, message, .. } => {
             assert_eq!(code.as_deref(), Some("eval_conflict_error"));
@@ -137,7 +158,10 @@ fn wrong_rule_type_is_the_same_policy_error_as_embedded() -> TestResult {
         .policy("bool.rego", "package helios\n\ndeny := true\n")
         .start()?;
     let opa = OpaEvaluator::builder(server.url()).build()?;
-    let err = rt.block_on(opa.evaluate(&fixable_high()?)).err().ok_or("decided")?;
+    let err = rt
+        .block_on(opa.evaluate(&fixable_high()?))
+        .err()
+        .ok_or("decided")?;
     assert_eq!(err.code(), "policy_type", "{err}");
     assert!(err.to_string().contains("data.helios.deny"), "{err}");
     Ok(())
@@ -149,9 +173,16 @@ fn unreachable_server_is_unavailable() -> TestResult {
     let port = free_port()?;
     let opa = OpaEvaluator::builder(format!("http://127.0.0.1:{port}")).build()?;
     let started = Instant::now();
-    let err = rt.block_on(opa.evaluate(&fixable_high()?)).err().ok_or("decided")?;
+    let err = rt
+        .block_on(opa.evaluate(&fixable_high()?))
+        .err()
+        .ok_or("decided")?;
     assert!(matches!(&err, Error::Unavailable { .. }), "{err:?}");
-    assert!(err.to_string().contains(&format!("OPA at http://127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("OPA at http://127.0.0.1:{port}")),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     Ok(())
 }
@@ -170,9 +201,15 @@ fn slow_policy_times_out_as_unavailable() -> TestResult {
         .timeout(Duration::from_millis(300))
         .build()?;
     let started = Instant::now();
-    let err = rt.block_on(opa.evaluate(&fixable_high()?)).err().ok_or("decided")?;
+    let err = rt
+        .block_on(opa.evaluate(&fixable_high()?))
+        .err()
+        .ok_or("decided")?;
     let took = started.elapsed();
-    assert!(matches!(&err, Error::Unavailable { reason, .. } if reason.contains("timeout")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Unavailable { reason, .. } if reason.contains("timeout")),
+        "{err:?}"
+    );
     // Not retried: a timeout spends the deadline once.
     assert!(took < Duration::from_millis(1500), "took {took:?}");
     Ok(())
@@ -182,7 +219,10 @@ fn slow_policy_times_out_as_unavailable() -> TestResult {
 fn token_auth_right_token_allowed_wrong_or_missing_rejected() -> TestResult {
     let rt = runtime()?;
     let server = OpaServer::builder()
-        .policy("p.rego", "package helios\n\nwarn contains \"hello\" if true\n")
+        .policy(
+            "p.rego",
+            "package helios\n\nwarn contains \"hello\" if true\n",
+        )
         .require_token(TOKEN)
         .start()?;
     let input = fixable_high()?;
@@ -192,13 +232,21 @@ fn token_auth_right_token_allowed_wrong_or_missing_rejected() -> TestResult {
     assert_eq!(decision.warnings[0].msg, "hello");
     assert!(!format!("{good:?}").contains(TOKEN));
 
-    let wrong = OpaEvaluator::builder(server.url()).token("not-the-token").build()?;
+    let wrong = OpaEvaluator::builder(server.url())
+        .token("not-the-token")
+        .build()?;
     let missing = OpaEvaluator::builder(server.url()).build()?;
     for opa in [wrong, missing] {
-        let err = rt.block_on(opa.evaluate(&input)).err().ok_or("decided without the token")?;
+        let err = rt
+            .block_on(opa.evaluate(&input))
+            .err()
+            .ok_or("decided without the token")?;
         assert!(matches!(&err, Error::Auth { .. }), "{err:?}");
         let shown = format!("{err} {err:?}");
-        assert!(!shown.contains(TOKEN) && !shown.contains("not-the-token"), "{shown}");
+        assert!(
+            !shown.contains(TOKEN) && !shown.contains("not-the-token"),
+            "{shown}"
+        );
     }
     Ok(())
 }
@@ -213,12 +261,22 @@ fn pki() -> Result<Pki, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "helios test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "helios test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
     for (name, sans, usage) in [
-        ("server", vec!["127.0.0.1".to_string(), "localhost".to_string()], ExtendedKeyUsagePurpose::ServerAuth),
-        ("client", vec!["helios-client".to_string()], ExtendedKeyUsagePurpose::ClientAuth),
+        (
+            "server",
+            vec!["127.0.0.1".to_string(), "localhost".to_string()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ),
+        (
+            "client",
+            vec!["helios-client".to_string()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ),
     ] {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(sans)?;
@@ -226,7 +284,10 @@ fn pki() -> Result<Pki, Box<dyn std::error::Error>> {
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &ca)?;
         std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem())?;
-        std::fs::write(dir.path().join(format!("{name}-key.pem")), key.serialize_pem())?;
+        std::fs::write(
+            dir.path().join(format!("{name}-key.pem")),
+            key.serialize_pem(),
+        )?;
     }
     std::fs::write(dir.path().join("ca.pem"), ca.pem())?;
     Ok(Pki {
@@ -241,20 +302,36 @@ fn tls_with_a_custom_ca() -> TestResult {
     let pki = pki()?;
     let p = pki.dir.path();
     let server = OpaServer::builder()
-        .policy("p.rego", "package helios\n\nwarn contains \"over tls\" if true\n")
+        .policy(
+            "p.rego",
+            "package helios\n\nwarn contains \"over tls\" if true\n",
+        )
         .tls(p.join("server.pem"), p.join("server-key.pem"))
         .start()?;
     assert!(server.url().starts_with("https://"));
     let input = fixable_high()?;
 
-    let trusted = OpaEvaluator::builder(server.url()).ca_pem(pki.ca_pem.clone()).build()?;
-    assert_eq!(rt.block_on(trusted.evaluate(&input))?.warnings[0].msg, "over tls");
-    let from_file = OpaEvaluator::builder(server.url()).ca_file(p.join("ca.pem")).build()?;
-    assert_eq!(rt.block_on(from_file.evaluate(&input))?.warnings[0].msg, "over tls");
+    let trusted = OpaEvaluator::builder(server.url())
+        .ca_pem(pki.ca_pem.clone())
+        .build()?;
+    assert_eq!(
+        rt.block_on(trusted.evaluate(&input))?.warnings[0].msg,
+        "over tls"
+    );
+    let from_file = OpaEvaluator::builder(server.url())
+        .ca_file(p.join("ca.pem"))
+        .build()?;
+    assert_eq!(
+        rt.block_on(from_file.evaluate(&input))?.warnings[0].msg,
+        "over tls"
+    );
 
     // Without the CA the server's certificate is unknown: no decision, and no retry loop.
     let untrusted = OpaEvaluator::builder(server.url()).build()?;
-    let err = rt.block_on(untrusted.evaluate(&input)).err().ok_or("trusted an unknown CA")?;
+    let err = rt
+        .block_on(untrusted.evaluate(&input))
+        .err()
+        .ok_or("trusted an unknown CA")?;
     assert_eq!(err.code(), "unavailable", "{err}");
     Ok(())
 }
@@ -265,7 +342,10 @@ fn mutual_tls_client_certificate() -> TestResult {
     let pki = pki()?;
     let p = pki.dir.path();
     let server = OpaServer::builder()
-        .policy("p.rego", "package helios\n\nwarn contains \"mtls\" if true\n")
+        .policy(
+            "p.rego",
+            "package helios\n\nwarn contains \"mtls\" if true\n",
+        )
         .tls(p.join("server.pem"), p.join("server-key.pem"))
         .client_ca(p.join("ca.pem"))
         .start()?;
@@ -275,10 +355,18 @@ fn mutual_tls_client_certificate() -> TestResult {
         .ca_file(p.join("ca.pem"))
         .client_identity_files(p.join("client.pem"), p.join("client-key.pem"))
         .build()?;
-    assert_eq!(rt.block_on(with_cert.evaluate(&input))?.warnings[0].msg, "mtls");
+    assert_eq!(
+        rt.block_on(with_cert.evaluate(&input))?.warnings[0].msg,
+        "mtls"
+    );
 
-    let without = OpaEvaluator::builder(server.url()).ca_file(p.join("ca.pem")).build()?;
-    let err = rt.block_on(without.evaluate(&input)).err().ok_or("served without a client cert")?;
+    let without = OpaEvaluator::builder(server.url())
+        .ca_file(p.join("ca.pem"))
+        .build()?;
+    let err = rt
+        .block_on(without.evaluate(&input))
+        .err()
+        .ok_or("served without a client cert")?;
     assert!(matches!(err.code(), "unavailable" | "auth"), "{err}");
     Ok(())
 }

@@ -140,7 +140,11 @@ impl OpaBuilder {
     }
 
     /// A client certificate (chain) and its private key, both PEM, for mutual TLS.
-    pub fn client_identity_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+    pub fn client_identity_pem(
+        mut self,
+        cert: impl Into<Vec<u8>>,
+        key: impl Into<Vec<u8>>,
+    ) -> Self {
         self.identity = Some(IdentitySource::Pem {
             cert: cert.into(),
             key: key.into(),
@@ -149,7 +153,11 @@ impl OpaBuilder {
     }
 
     /// Like [`OpaBuilder::client_identity_pem`], reading both files in `build()`.
-    pub fn client_identity_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+    pub fn client_identity_files(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
         self.identity = Some(IdentitySource::Files {
             cert: cert.into(),
             key: key.into(),
@@ -188,16 +196,23 @@ impl OpaBuilder {
                 return Err(Error::invalid("OPA token", "the token is empty"));
             }
             Some(t) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", t.trim())).map_err(|_| {
-                    Error::invalid("OPA token", "the token has characters an HTTP header cannot carry")
-                })?;
+                let mut value =
+                    HeaderValue::from_str(&format!("Bearer {}", t.trim())).map_err(|_| {
+                        Error::invalid(
+                            "OPA token",
+                            "the token has characters an HTTP header cannot carry",
+                        )
+                    })?;
                 value.set_sensitive(true);
                 Some(value)
             }
         };
 
         if self.timeout.is_zero() {
-            return Err(Error::invalid("OPA timeout", "the timeout must be above zero"));
+            return Err(Error::invalid(
+                "OPA timeout",
+                "the timeout must be above zero",
+            ));
         }
 
         let mut client = reqwest::Client::builder()
@@ -456,7 +471,12 @@ fn policy_version(provenance: Option<&Provenance>) -> String {
     let revisions: Vec<(&String, &String)> = p
         .bundles
         .iter()
-        .filter_map(|(name, b)| b.revision.as_ref().filter(|r| !r.is_empty()).map(|r| (name, r)))
+        .filter_map(|(name, b)| {
+            b.revision
+                .as_ref()
+                .filter(|r| !r.is_empty())
+                .map(|r| (name, r))
+        })
         .collect();
     match revisions.as_slice() {
         [] => format!(
@@ -474,9 +494,8 @@ fn policy_version(provenance: Option<&Provenance>) -> String {
 
 fn parse_base_url(raw: &str) -> Result<Url> {
     let what = "OPA URL";
-    let url = Url::parse(raw.trim()).map_err(|e| {
-        Error::invalid(what, format!("{} is not a URL: {e}", redact_url(raw)))
-    })?;
+    let url = Url::parse(raw.trim())
+        .map_err(|e| Error::invalid(what, format!("{} is not a URL: {e}", redact_url(raw))))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::invalid(
             what,
@@ -599,7 +618,10 @@ mod tests {
         assert!(!format!("{builder:?}").contains("s3cr3t"));
         let opa = builder.build()?;
         let shown = format!("{opa:?}");
-        assert!(shown.contains("<redacted>") && !shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
         Ok(())
     }
 
@@ -607,9 +629,18 @@ mod tests {
     fn builder_rejects_bad_options() {
         let codes = [
             OpaEvaluator::builder("http://x").token("  ").build().err(),
-            OpaEvaluator::builder("http://x").token("a\nb").build().err(),
-            OpaEvaluator::builder("http://x").timeout(Duration::ZERO).build().err(),
-            OpaEvaluator::builder("http://x").ca_pem("not pem").build().err(),
+            OpaEvaluator::builder("http://x")
+                .token("a\nb")
+                .build()
+                .err(),
+            OpaEvaluator::builder("http://x")
+                .timeout(Duration::ZERO)
+                .build()
+                .err(),
+            OpaEvaluator::builder("http://x")
+                .ca_pem("not pem")
+                .build()
+                .err(),
             OpaEvaluator::builder("http://x")
                 .client_identity_pem("nope", "nope")
                 .build()
@@ -618,7 +649,9 @@ mod tests {
         for err in codes {
             assert_eq!(err.map(|e| e.code()), Some("invalid_input"));
         }
-        let missing = OpaEvaluator::builder("http://x").ca_file("/nonexistent/ca.pem").build();
+        let missing = OpaEvaluator::builder("http://x")
+            .ca_file("/nonexistent/ca.pem")
+            .build();
         assert_eq!(missing.err().map(|e| e.code()), Some("io"));
     }
 
@@ -626,7 +659,9 @@ mod tests {
     fn version_prefers_a_single_bundle_revision() {
         let p = |json: &str| serde_json::from_str::<Provenance>(json).ok();
         assert_eq!(
-            policy_version(p(r#"{"version":"1.22.3","bundles":{"b":{"revision":"sha256:ab"}}}"#).as_ref()),
+            policy_version(
+                p(r#"{"version":"1.22.3","bundles":{"b":{"revision":"sha256:ab"}}}"#).as_ref()
+            ),
             "sha256:ab"
         );
         assert_eq!(

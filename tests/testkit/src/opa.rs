@@ -38,7 +38,11 @@ fn find_or_build() -> Result<PathBuf, String> {
     let bin = root.join(".tools").join("bin").join("opa");
     let script = root.join("scripts").join("install-tools.sh");
     if !bin.is_file() {
-        eprintln!("helios-testkit: no opa at {}, building it with {}", bin.display(), script.display());
+        eprintln!(
+            "helios-testkit: no opa at {}, building it with {}",
+            bin.display(),
+            script.display()
+        );
     }
     // The script is idempotent and cheap when the pinned version is present; running it also
     // rebuilds after a version bump.
@@ -85,7 +89,9 @@ impl fmt::Display for StartError {
             StartError::Binary(m) => write!(f, "no opa binary: {m}"),
             StartError::Setup(m) => write!(f, "cannot start opa: {m}"),
             StartError::Exited(log) => write!(f, "opa exited before it was healthy:\n{log}"),
-            StartError::Timeout(log) => write!(f, "opa was not healthy within {START_TIMEOUT:?}:\n{log}"),
+            StartError::Timeout(log) => {
+                write!(f, "opa was not healthy within {START_TIMEOUT:?}:\n{log}")
+            }
         }
     }
 }
@@ -117,7 +123,8 @@ impl OpaServerBuilder {
     /// Adds a `.rego` file, read now.
     pub fn policy_file(self, path: impl AsRef<Path>) -> Result<Self, String> {
         let path = path.as_ref();
-        let source = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let source =
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -277,10 +284,13 @@ impl OpaServerBuilder {
             cmd.arg("--tls-private-key-file").arg(key);
         }
         if let Some(ca) = &self.client_ca {
-            cmd.arg("--tls-ca-cert-file").arg(ca).arg("--authentication=tls");
+            cmd.arg("--tls-ca-cert-file")
+                .arg(ca)
+                .arg("--authentication=tls");
         }
         if self.token.is_some() {
-            cmd.arg("--authentication=token").arg("--authorization=basic");
+            cmd.arg("--authentication=token")
+                .arg("--authorization=basic");
         }
         if self.decision_logs {
             cmd.arg("--set=decision_logs.console=true");
