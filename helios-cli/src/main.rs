@@ -24,6 +24,9 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Decide whether an image may ship: scan → policy → exit code and report (for CI).
     Gate(commands::gate::GateArgs),
+    /// Print the Lacework scan of an image as JSON (requesting an on-demand scan when there is
+    /// none, unless `--no-scan`).
+    Scan(commands::scan::ScanArgs),
     /// Work with policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -49,6 +52,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Eval(args) => commands::eval::run(args).await,
         Command::Gate(args) => commands::gate::run(args).await,
+        Command::Scan(args) => commands::scan::run(args).await,
         Command::Policy(PolicyCommand::Test(args)) => commands::policy_test::run(args),
         Command::Webhook(args) => commands::webhook::run_webhook(args).await,
         Command::Review(args) => commands::webhook::run_review(args).await,

@@ -9,6 +9,7 @@ use helios_core::scan::ScanReport;
 use helios_core::{Error, Result};
 use serde_json::{Map, Value};
 
+use super::scan::LaceworkArgs;
 use super::to_json;
 use crate::policy_args::PolicyArgs;
 
@@ -20,9 +21,12 @@ pub struct GateArgs {
     image: String,
 
     /// The image's scan: a Lacework v2 search response, an array of its rows, or a Helios scan
-    /// report.
+    /// report. Without it, Lacework is asked (see `--wait`, `--no-scan`, `--profile`).
     #[arg(long, value_name = "FILE")]
-    scan_file: PathBuf,
+    scan_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    lacework: LaceworkArgs,
 
     /// CI context passed to the policy as `input.ci` (repeatable), e.g. `--ci pipeline=build`.
     #[arg(long = "ci", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -66,7 +70,10 @@ fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
 /// Prints the decision; exit 0 when allowed, 1 when denied.
 pub async fn run(args: GateArgs) -> Result<u8> {
     let image = ImageRef::parse(&args.image)?;
-    let scan = ScanReport::from_scan_file(&args.scan_file, image.digest.as_deref())?;
+    let scan = match &args.scan_file {
+        Some(path) => ScanReport::from_scan_file(path, image.digest.as_deref())?,
+        None => args.lacework.report(&image).await?,
+    };
     let ci = (!args.ci.is_empty()).then(|| {
         Value::Object(
             args.ci

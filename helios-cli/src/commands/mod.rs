@@ -3,6 +3,7 @@
 pub mod eval;
 pub mod gate;
 pub mod policy_test;
+pub mod scan;
 pub mod webhook;
 
 use std::io::Read;

@@ -1,0 +1,124 @@
+//! `helios scan`: the Lacework scan of one image, as `ScanReport` JSON; and the Lacework lookup
+//! `helios gate` uses when no `--scan-file` is given.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use helios_core::Result;
+use helios_core::image::ImageRef;
+use helios_core::scan::lacework::{ClientBuilder, LaceworkSource, NoScan};
+use helios_core::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
+
+use super::to_json;
+
+/// How to reach Lacework and what to do when it has no scan (shared by `scan` and `gate`).
+#[derive(Debug, Clone, Args)]
+pub struct LaceworkArgs {
+    /// Seconds to wait for an on-demand scan when Lacework has none (0: request it and answer
+    /// `pending` at once). Lacework scans can take several minutes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    wait: u64,
+
+    /// Never request an on-demand scan: an image without a scan is `not_found`.
+    #[arg(long)]
+    no_scan: bool,
+
+    /// The Lacework CLI profile of ~/.lacework.toml to use (default: `LW_PROFILE`, else
+    /// `default`); `LW_ACCOUNT`, `LW_API_KEY`, `LW_API_SECRET`, `LW_SUBACCOUNT` override it.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+impl LaceworkArgs {
+    fn no_scan(&self) -> NoScan {
+        match (self.no_scan, self.wait) {
+            (true, _) => NoScan::None,
+            (false, 0) => NoScan::RequestScan,
+            (false, secs) => NoScan::ScanAndWait {
+                wait: Duration::from_secs(secs),
+            },
+        }
+    }
+
+    /// The scan of `image` from Lacework, with a spinner on a terminal while it takes long.
+    pub async fn report(&self, image: &ImageRef) -> Result<ScanReport> {
+        let builder = match &self.profile {
+            Some(p) => ClientBuilder::from_env_profile(p)?,
+            None => ClientBuilder::from_env()?,
+        };
+        let client = builder.build()?;
+        let source = LaceworkSource::new(client, self.no_scan());
+        // The lookup itself (search, token, retries) gets a minute on top of the scan wait.
+        let lookup = Lookup {
+            deadline: Some(Instant::now() + Duration::from_secs(self.wait + 60)),
+            dry_run: false,
+        };
+        let spinner = Spinner::start(&format!("asking Lacework about {}", image.reference));
+        let report = source.scan(image, lookup).await;
+        spinner.stop();
+        report
+    }
+}
+
+/// Arguments of `helios scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The image reference; with a digest (`…@sha256:…`) the scan of exactly that image.
+    #[arg(value_name = "IMAGE")]
+    image: String,
+
+    #[command(flatten)]
+    lacework: LaceworkArgs,
+}
+
+/// Prints the report; exit 0 when one was obtained (whatever its status), 2 when Lacework could
+/// not be asked (`unavailable`).
+pub async fn run(args: ScanArgs) -> Result<u8> {
+    let image = ImageRef::parse(&args.image)?;
+    let report = args.lacework.report(&image).await?;
+    println!("{}", to_json(&report));
+    Ok(if report.status == ScanStatus::Unavailable {
+        2
+    } else {
+        0
+    })
+}
+
+/// A one-line spinner on standard error, only when it is a terminal (CI logs stay clean).
+struct Spinner {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Spinner {
+    fn start(message: &str) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Spinner { task: None };
+        }
+        let message = message.to_string();
+        let task = tokio::spawn(async move {
+            let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+            let started = Instant::now();
+            for i in 0usize.. {
+                // Quick answers need no spinner.
+                if started.elapsed() > Duration::from_millis(300) {
+                    eprint!(
+                        "\r{} {message} ({} s)",
+                        frames[i % frames.len()],
+                        started.elapsed().as_secs()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Spinner { task: Some(task) }
+    }
+
+    fn stop(self) {
+        if let Some(task) = self.task {
+            task.abort();
+            // Clear the spinner line.
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `helios scan` and `helios gate` without `--scan-file`, against the Lacework emulator, with
+//! configuration from the environment and from a Lacework CLI profile.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use helios_lacework_emulator::Emulator;
+
+const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const UNKNOWN: &str = "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Runs `helios` with a clean Lacework environment: `HOME` is `home` (so no real
+/// ~/.lacework.toml is read) plus `env`.
+fn helios(home: &Path, env: &[(&str, &str)], args: &[&str]) -> std::io::Result<Output> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_helios"));
+    cmd.args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    for var in [
+        "LW_ACCOUNT",
+        "LW_SUBACCOUNT",
+        "LW_API_KEY",
+        "LW_API_SECRET",
+        "LW_PROFILE",
+        "LW_API_SERVER_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOME", home);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output()
+}
+
+fn temp_home(tag: &str) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("helios-scan-test-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_prints_the_report_from_lacework_env_configuration() -> TestResult {
+    let emu = Emulator::builder().start().await?;
+    let home = temp_home("env")?;
+    let (url, key, secret) = (emu.url(), emu.key_id(), emu.secret());
+    let env = [
+        ("LW_ACCOUNT", url.as_str()),
+        ("LW_API_KEY", key.as_str()),
+        ("LW_API_SECRET", secret.as_str()),
+    ];
+    let image = format!("registry.example.com/team/app@{A}");
+    let out = tokio::task::spawn_blocking({
+        let home = home.clone();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move || {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            helios(&home, &env, &["scan", &image])
+        }
+    })
+    .await??;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["id"], "eval-a-new");
+    assert_eq!(report["summary"]["total"], 2);
+
+    // No scan and none requested; then one requested without waiting.
+    let run = |args: Vec<String>| {
+        let home = home.clone();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            helios(&home, &env, &args)
+        })
+    };
+    let unknown = format!("registry.example.com/team/new@{UNKNOWN}");
+    let out = run(vec!["scan".into(), unknown.clone(), "--no-scan".into()]).await??;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["status"], "not_found");
+    let out = run(vec!["scan".into(), unknown, "--wait".into(), "0".into()]).await??;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["status"], "pending");
+    assert_eq!(emu.count(helios_lacework_emulator::Endpoint::Scan), 1);
+
+    // The gate asks Lacework when no scan file is given: the fixable high denies.
+    let out = run(vec![
+        "gate".into(),
+        format!("registry.example.com/team/app:1.4@{A}"),
+    ])
+    .await??;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("CVE-2023-1234"), "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profile_is_read_and_bad_credentials_exit_2_without_the_secret() -> TestResult {
+    let emu = Emulator::builder().start().await?;
+    let home = temp_home("profile")?;
+    std::fs::write(
+        home.join(".lacework.toml"),
+        format!(
+            "[default]\naccount = \"nope\"\napi_key = \"x\"\napi_secret = \"x\"\n\n[ci]\naccount = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\nversion = 2\n",
+            emu.url(),
+            emu.key_id(),
+            emu.secret()
+        ),
+    )?;
+    let image = format!("registry.example.com/team/app@{A}");
+    let h = home.clone();
+    let img = image.clone();
+    let out =
+        tokio::task::spawn_blocking(move || helios(&h, &[("LW_PROFILE", "ci")], &["scan", &img]))
+            .await??;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        report["status"],
+        "completed",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The environment overrides the profile's secret: rejected, exit 2, secret not printed.
+    let h = home.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        helios(
+            &h,
+            &[
+                ("LW_PROFILE", "ci"),
+                ("LW_API_SECRET", "_definitely_wrong_secret"),
+            ],
+            &["scan", &image],
+        )
+    })
+    .await??;
+    assert_eq!(out.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["status"], "unavailable");
+    assert!(all.contains("rejected the credentials"), "{all}");
+    assert!(!all.contains("_definitely_wrong_secret"), "{all}");
+    assert!(!all.contains(&emu.secret()), "{all}");
+    let _ = std::fs::remove_dir_all(&home);
+    Ok(())
+}
