@@ -619,7 +619,9 @@ async fn handle(
                 r.headers_mut()
                     .insert("RateLimit-Reset", HeaderValue::from(v));
             }
-            return r;
+            r.headers_mut()
+                .insert("RateLimit-Remaining", HeaderValue::from(0));
+            Some(r)
         }
         Some(FaultKind::ServerError { status }) => Some(lw_error(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -662,13 +664,18 @@ async fn handle(
         Some(r) => r,
         None => serve(&shared, endpoint, &path, &headers, &body),
     };
+    // A fault's own rate-limit headers win over the window's.
     let h = response.headers_mut();
     h.insert("RateLimit-Limit", HeaderValue::from(limit));
-    h.insert(
-        "RateLimit-Remaining",
-        HeaderValue::from(limit.saturating_sub(used)),
-    );
-    h.insert("RateLimit-Reset", HeaderValue::from(reset));
+    if !h.contains_key("RateLimit-Remaining") {
+        h.insert(
+            "RateLimit-Remaining",
+            HeaderValue::from(limit.saturating_sub(used)),
+        );
+    }
+    if !h.contains_key("RateLimit-Reset") {
+        h.insert("RateLimit-Reset", HeaderValue::from(reset));
+    }
     response
 }
 
