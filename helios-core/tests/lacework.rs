@@ -556,3 +556,37 @@ async fn reference_fixtures_are_served_when_present() -> Result<()> {
     assert_eq!(report.summary, from_file.summary);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_subaccount_header_is_sent() -> Result<()> {
+    let emu = emulator(Emulator::builder()).await?;
+    let client = builder(&emu).subaccount("team-a").build()?;
+    client
+        .find_scan(&image(&format!("registry.example.com/team/app@{A}"))?, None)
+        .await?;
+    assert_eq!(
+        emu.account_names(),
+        vec!["team-a".to_string(); 2],
+        "token and search"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_lacework_forgot_is_requested_again() -> Result<()> {
+    let emu = emulator(Emulator::builder().scan_duration(Duration::from_secs(60))).await?;
+    let source = LaceworkSource::new(builder(&emu).build()?, NoScan::RequestScan);
+    let img = image(&format!("registry.example.com/team/new@{UNKNOWN}"))?;
+    let first = source.scan(&img, within(2000)).await?;
+    assert_eq!(first.status, ScanStatus::Pending);
+    emu.forget_scans();
+    let second = source.scan(&img, within(2000)).await?;
+    assert_eq!(second.status, ScanStatus::Pending);
+    assert_ne!(
+        second.id, first.id,
+        "a new request replaced the forgotten one"
+    );
+    assert_eq!(emu.count(Endpoint::Scan), 2);
+    assert_eq!(emu.count(Endpoint::ScanStatus), 1);
+    Ok(())
+}

@@ -221,6 +221,7 @@ struct Inner {
     counters: BTreeMap<String, u64>,
     window: (Instant, u32),
     serial: u64,
+    account_names: Vec<String>,
 }
 
 impl Inner {
@@ -346,6 +347,7 @@ impl EmulatorBuilder {
             counters: BTreeMap::new(),
             window: (Instant::now(), 0),
             serial: 0,
+            account_names: Vec::new(),
         }));
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -426,6 +428,16 @@ impl Emulator {
     /// Every token issued so far (for tests that check a token never leaks).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.shared).tokens.keys().cloned().collect()
+    }
+
+    /// The `Account-Name` (sub-account) header of every API request, in order.
+    pub fn account_names(&self) -> Vec<String> {
+        lock(&self.shared).account_names.clone()
+    }
+
+    /// Forgets every on-demand scan request (its status then answers 404).
+    pub fn forget_scans(&self) {
+        lock(&self.shared).scans.clear();
     }
 
     /// Zeroes the counters and the rate-limit window and drops pending faults.
@@ -592,6 +604,9 @@ async fn handle(
     let (fault, limit_state) = {
         let mut s = lock(&shared);
         *s.counters.entry(endpoint.name().to_string()).or_default() += 1;
+        if let Some(name) = headers.get("Account-Name").and_then(|v| v.to_str().ok()) {
+            s.account_names.push(name.to_string());
+        }
         advance_scans(&mut s);
         let fault = take_fault(&mut s, endpoint);
         let now = Instant::now();
@@ -930,12 +945,17 @@ fn page_response(s: &mut Inner, host: &str, id: &str, index: usize, total: usize
     let Some(page) = pages.get(index).cloned() else {
         return lw_error(StatusCode::NOT_FOUND, "Unknown or expired page");
     };
-    let next = (index + 1 < pages.len()).then(|| {
+    let last = index + 1 >= pages.len();
+    let next = (!last).then(|| {
         format!(
             "http://{host}/api/v2/Vulnerabilities/Containers/search/{id}.{}.{total}",
             index + 1
         )
     });
+    if last {
+        // A result set is read once, front to back: free it with its last page.
+        s.pages.remove(id);
+    }
     json_response(
         StatusCode::OK,
         json!({

@@ -484,7 +484,17 @@ impl LaceworkClient {
             if let Some(token) = bearer {
                 req = req.bearer_auth(token.expose());
             } else {
-                req = req.header("X-LW-UAKS", self.inner.secret.expose());
+                // Marked sensitive, as `bearer_auth` marks the token, so HTTP layers never
+                // print it.
+                let mut secret = reqwest::header::HeaderValue::from_str(self.inner.secret.expose())
+                    .map_err(|_| {
+                        Error::invalid(
+                            "Lacework configuration",
+                            "the API secret contains characters not allowed in an HTTP header",
+                        )
+                    })?;
+                secret.set_sensitive(true);
+                req = req.header("X-LW-UAKS", secret);
             }
             if let Some(sub) = &self.inner.subaccount {
                 req = req.header("Account-Name", sub);

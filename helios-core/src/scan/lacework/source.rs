@@ -34,8 +34,19 @@ pub enum NoScan {
 pub struct LaceworkSource {
     client: LaceworkClient,
     no_scan: NoScan,
-    requested: Arc<Mutex<HashMap<String, String>>>,
+    requested: Arc<Mutex<HashMap<String, Requested>>>,
 }
+
+/// An on-demand scan this source requested and has not seen finish.
+#[derive(Debug, Clone)]
+struct Requested {
+    request_id: String,
+    at: Instant,
+}
+
+/// How long a requested scan is followed up before it is forgotten (and requested again):
+/// Lacework documents scans of up to 15 minutes.
+const FOLLOW_UP: Duration = Duration::from_secs(3600);
 
 impl LaceworkSource {
     /// A source over `client`, doing `no_scan` for images without an assessment.
@@ -52,34 +63,44 @@ impl LaceworkSource {
         &self.client
     }
 
-    fn requested(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn requested(&self) -> std::sync::MutexGuard<'_, HashMap<String, Requested>> {
         // The map holds plain strings; a panic elsewhere cannot leave it inconsistent.
         self.requested.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn lookup(&self, image: &ImageRef, lookup: Lookup) -> Result<ScanReport> {
-        let deadline = self.client.deadline(lookup.deadline);
+        // Without a caller's deadline, waiting for a scan gets its full wait on top of the
+        // client's usual allowance.
+        let deadline = lookup.deadline.unwrap_or_else(|| {
+            let wait = match self.no_scan {
+                NoScan::ScanAndWait { wait } => wait,
+                _ => Duration::ZERO,
+            };
+            self.client.deadline(None) + wait
+        });
         let key = image.reference.clone();
 
         // A scan we requested earlier: follow it up (a GET, no side effect) before searching.
-        let earlier = self.requested().get(&key).cloned();
+        let earlier = {
+            let mut requested = self.requested();
+            requested.retain(|_, r| r.at.elapsed() < FOLLOW_UP);
+            requested.get(&key).map(|r| r.request_id.clone())
+        };
         if let Some(request_id) = earlier {
-            match self.client.scan_status(&request_id, Some(deadline)).await? {
-                ScanState::Scanning => {
-                    return match self.no_scan {
-                        NoScan::ScanAndWait { wait } => {
-                            self.finish(
-                                image,
-                                &key,
-                                &request_id,
-                                deadline.min(Instant::now() + wait),
-                            )
-                            .await
-                        }
-                        _ => Ok(pending(&request_id)),
-                    };
+            let state = match self.client.scan_status(&request_id, Some(deadline)).await {
+                Ok(state) => Some(state),
+                // Lacework no longer knows the request (expired, or a different account): forget
+                // it and look the image up afresh.
+                Err(Error::Remote { code, .. }) if code.as_deref() == Some("404") => {
+                    self.requested().remove(&key);
+                    None
                 }
-                state => return self.settle(image, &key, &request_id, state, deadline).await,
+                Err(e) => return Err(e),
+            };
+            if let Some(state) = state {
+                return self
+                    .follow_up(image, &key, &request_id, state, deadline)
+                    .await;
             }
         }
 
@@ -92,7 +113,13 @@ impl LaceworkSource {
         }
         let request_id = self.client.request_scan(image, Some(deadline)).await?;
         tracing::info!(service = %self.client.service(), image = %image.reference, request_id, "requested an on-demand scan");
-        self.requested().insert(key.clone(), request_id.clone());
+        self.requested().insert(
+            key.clone(),
+            Requested {
+                request_id: request_id.clone(),
+                at: Instant::now(),
+            },
+        );
         match self.no_scan {
             NoScan::ScanAndWait { wait } => {
                 self.finish(
@@ -104,6 +131,24 @@ impl LaceworkSource {
                 .await
             }
             _ => Ok(pending(&request_id)),
+        }
+    }
+
+    async fn follow_up(
+        &self,
+        image: &ImageRef,
+        key: &str,
+        request_id: &str,
+        state: ScanState,
+        deadline: Instant,
+    ) -> Result<ScanReport> {
+        match (state, self.no_scan) {
+            (ScanState::Scanning, NoScan::ScanAndWait { wait }) => {
+                self.finish(image, key, request_id, deadline.min(Instant::now() + wait))
+                    .await
+            }
+            (ScanState::Scanning, _) => Ok(pending(request_id)),
+            (state, _) => self.settle(image, key, request_id, state, deadline).await,
         }
     }
 
