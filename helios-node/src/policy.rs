@@ -49,7 +49,14 @@ fn builder(options: Option<Unknown<'_>>) -> napi::Result<Result<BuildPlan, CoreE
     let options = read_options(options)?;
     let time_limit = match options.time_limit_ms {
         None => None,
-        Some(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
+        Some(ms) if ms >= 0.0 => match Duration::try_from_secs_f64(ms / 1000.0) {
+            Ok(limit) => Some(limit),
+            Err(_) => {
+                return Err(invalid_arg(format!(
+                    "timeLimitMs must be a finite number of milliseconds, got {ms}"
+                )));
+            }
+        },
         Some(ms) => {
             return Err(invalid_arg(format!(
                 "timeLimitMs must be a non-negative number of milliseconds, got {ms}"
@@ -114,7 +121,7 @@ fn to_value(decision: &Decision) -> napi::Result<Value> {
 
 /// Evaluates the policy on `input` without blocking the JS thread: the policies are read and
 /// compiled, and the input evaluated, on the libuv thread pool.
-#[napi(ts_return_type = "Promise<Decision>")]
+#[napi(catch_unwind, ts_return_type = "Promise<Decision>")]
 pub fn evaluate(
     input: Value,
     options: Option<Unknown<'_>>,
@@ -131,7 +138,7 @@ pub fn evaluate(
 }
 
 /// Evaluates the policy on `input` on the calling (JS) thread.
-#[napi(ts_return_type = "Decision")]
+#[napi(catch_unwind, ts_return_type = "Decision")]
 pub fn evaluate_sync(env: Env, input: Value, options: Option<Unknown<'_>>) -> napi::Result<Value> {
     let input = check_input(input)?;
     let plan = builder(options)?.map_err(|e| to_js(&env, &e))?;
@@ -166,15 +173,17 @@ impl<'task> ScopedTask<'task> for EvaluateTask {
         let (Some(job), Some(input)) = (self.job.take(), self.input.take()) else {
             return Err(napi::Error::from_reason("evaluation task ran twice"));
         };
-        let evaluator = match job {
-            Job::Build(builder) => match builder.build() {
-                Ok(e) => e,
-                Err(e) => return Ok(Err(e)),
-            },
-            Job::Ready(e) => e,
-            Job::Failed(e) => return Ok(Err(e)),
-        };
-        Ok(decide(&evaluator, input))
+        // This runs on a libuv worker, outside napi-rs's `catch_unwind`: a panic here would
+        // abort the process, so it becomes a rejected promise instead.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let evaluator = match job {
+                Job::Build(builder) => builder.build()?,
+                Job::Ready(e) => e,
+                Job::Failed(e) => return Err(e),
+            };
+            decide(&evaluator, input)
+        }))
+        .map_err(|_| napi::Error::from_reason("helios: internal error (panic) during evaluation"))
     }
 
     fn resolve(&mut self, env: &'task Env, output: Self::Output) -> napi::Result<Self::JsValue> {
@@ -195,7 +204,7 @@ pub struct Evaluator {
 impl Evaluator {
     /// Loads and prepares the policies (the shipped default policy when `policy` is absent).
     /// Runs on the calling thread.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(env: Env, options: Option<Unknown<'_>>) -> napi::Result<Self> {
         let plan = builder(options)?.map_err(|e| to_js(&env, &e))?;
         let inner = plan.0.build().map_err(|e| to_js(&env, &e))?;
@@ -209,7 +218,7 @@ impl Evaluator {
     }
 
     /// Evaluates `input` on the libuv thread pool.
-    #[napi(ts_return_type = "Promise<Decision>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<Decision>")]
     pub fn evaluate(&self, input: Value) -> napi::Result<AsyncTask<EvaluateTask>> {
         let input = check_input(input)?;
         Ok(AsyncTask::new(EvaluateTask {
@@ -219,7 +228,7 @@ impl Evaluator {
     }
 
     /// Evaluates `input` on the calling (JS) thread.
-    #[napi(ts_return_type = "Decision")]
+    #[napi(catch_unwind, ts_return_type = "Decision")]
     pub fn evaluate_sync(&self, env: Env, input: Value) -> napi::Result<Value> {
         let input = check_input(input)?;
         let decision = decide(&self.inner, input).map_err(|e| to_js(&env, &e))?;

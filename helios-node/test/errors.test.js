@@ -99,6 +99,8 @@ for (const options of [
   { timeLimitMs: 'fast' },
   { timeLimitMs: -1 },
   { timeLimitMs: Number.NaN },
+  { timeLimitMs: Number.POSITIVE_INFINITY },
+  { timeLimitMs: 1e300 },
   { data: 'x' },
   'options',
 ]) {

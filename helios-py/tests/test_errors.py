@@ -109,6 +109,11 @@ def test_option_of_wrong_type_is_type_error(kwargs, clean_input):
         helios.evaluate(clean_input, **kwargs)
 
 
+def test_huge_time_limit_is_accepted(clean_input):
+    # Far beyond any real limit, but within u64: must neither overflow nor crash.
+    assert helios.evaluate(clean_input, time_limit_ms=2**64 - 1)["allowed"] is True
+
+
 def test_negative_time_limit_is_rejected(clean_input):
     with pytest.raises(OverflowError):
         helios.evaluate(clean_input, time_limit_ms=-1)
