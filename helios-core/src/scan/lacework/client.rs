@@ -84,8 +84,9 @@ impl ClientBuilder {
     }
 
     /// A builder filled from the environment and `~/.lacework.toml`, in the Lacework CLI's
-    /// precedence (see [`config`](super::config)); builder methods called afterwards override
-    /// both, as the CLI's flags do.
+    /// precedence: `LW_ACCOUNT`, `LW_SUBACCOUNT`, `LW_API_KEY`, `LW_API_SECRET` over the values
+    /// of the profile named by `LW_PROFILE` (else `default`); builder methods called afterwards
+    /// override both, as the CLI's flags do. `LW_API_SERVER_URL` overrides the URL.
     pub fn from_env() -> Result<Self> {
         let env = |k: &str| std::env::var(k).ok();
         let file = config::default_profile_file(&env);
