@@ -17,3 +17,12 @@ fn default_policy_unit_tests_pass() -> helios_core::Result<()> {
     assert!(failed.is_empty(), "failing tests: {failed:#?}");
     Ok(())
 }
+
+#[test]
+fn a_zero_time_limit_is_refused_not_read_as_unlimited() {
+    let err = helios_core::policy::EmbeddedEvaluator::builder()
+        .time_limit(std::time::Duration::ZERO)
+        .build()
+        .err();
+    assert_eq!(err.map(|e| e.code()), Some("invalid_input"));
+}

@@ -109,7 +109,8 @@ impl EmbeddedBuilder {
         self
     }
 
-    /// The execution time limit of one evaluation (default 250 ms).
+    /// The execution time limit of one evaluation (default 250 ms; zero is refused by
+    /// [`EmbeddedBuilder::build`]).
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
         self
@@ -162,6 +163,14 @@ pub(crate) fn prepare(
     rego_v0: bool,
     time_limit: Duration,
 ) -> Result<regorus::Engine> {
+    // regorus reads a zero limit as "no limit": refuse it rather than silently disable the guard
+    // against runaway policies.
+    if time_limit.is_zero() {
+        return Err(Error::invalid(
+            "time limit",
+            "must be at least 1 ms (a zero limit would disable it)",
+        ));
+    }
     let mut engine = regorus::Engine::new();
     engine.set_rego_v0(rego_v0);
     for module in set.modules() {
