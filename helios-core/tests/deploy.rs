@@ -1,0 +1,141 @@
+//! The Kubernetes manifests in `deploy/`: every YAML document parses, the webhook is registered
+//! the way docs/admission.md says, and the shipped configuration is one Helios accepts.
+#![cfg(feature = "webhook")]
+
+use std::path::Path;
+
+use helios_core::admission::config::WebhookConfig;
+use helios_core::admission::{FailurePolicy, Mode};
+use serde::Deserialize;
+use serde_json::Value;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn documents() -> Result<Vec<(String, Value)>, Box<dyn std::error::Error>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        for de in yaml_serde::Deserializer::from_str(&text) {
+            let doc = Value::deserialize(de).map_err(|e| format!("{}: {e}", file.display()))?;
+            if doc.is_null() {
+                continue;
+            }
+            docs.push((file.display().to_string(), doc));
+        }
+    }
+    Ok(docs)
+}
+
+fn find<'a>(docs: &'a [(String, Value)], kind: &str, name: &str) -> Option<&'a Value> {
+    docs.iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+}
+
+#[test]
+fn every_document_parses_and_names_its_kind() -> TestResult {
+    let docs = documents()?;
+    assert!(docs.len() >= 12, "{} documents", docs.len());
+    for (file, doc) in &docs {
+        assert!(doc["apiVersion"].is_string(), "{file}: apiVersion");
+        assert!(doc["kind"].is_string(), "{file}: kind");
+        if doc["kind"] != "Kustomization" {
+            assert!(doc["metadata"]["name"].is_string(), "{file}: metadata.name");
+        }
+    }
+    // Kustomize lists every manifest file.
+    let kustomization = docs
+        .iter()
+        .find(|(_, d)| d["kind"] == "Kustomization")
+        .map(|(_, d)| d.clone())
+        .ok_or("no kustomization")?;
+    let listed: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for (file, _) in &docs {
+        let base = Path::new(file)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert!(
+            base == "kustomization.yaml" || listed.contains(&base),
+            "{base} not in kustomization"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn webhook_configuration_matches_the_admission_contract() -> TestResult {
+    let docs = documents()?;
+    let vwc = find(&docs, "ValidatingWebhookConfiguration", "helios").ok_or("no webhook config")?;
+    assert_eq!(vwc["apiVersion"], "admissionregistration.k8s.io/v1");
+    let hook = &vwc["webhooks"][0];
+    assert_eq!(hook["admissionReviewVersions"], serde_json::json!(["v1"]));
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(hook["timeoutSeconds"], 5);
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["clientConfig"]["service"]["path"], "/validate");
+    let selector = hook["namespaceSelector"]["matchExpressions"].to_string();
+    assert!(selector.contains("helios.dev/admission") && selector.contains("NotIn"));
+    let resources = hook["rules"].to_string();
+    for r in [
+        "pods",
+        "pods/ephemeralcontainers",
+        "deployments",
+        "replicasets",
+        "statefulsets",
+        "daemonsets",
+        "jobs",
+        "cronjobs",
+        "replicationcontrollers",
+        "podtemplates",
+    ] {
+        assert!(
+            resources.contains(&format!("\"{r}\"")),
+            "{r} not registered"
+        );
+    }
+    // The webhook's timeout is above Helios's own deadline, so Helios always answers first.
+    let cm = find(&docs, "ConfigMap", "helios-config").ok_or("no config map")?;
+    let config = WebhookConfig::from_yaml(cm["data"]["helios.yaml"].as_str().unwrap_or_default())?;
+    assert!(config.admission.deadline_ms < 5000);
+    // failurePolicy Fail goes with enforce + closed.
+    assert_eq!(config.admission.mode, Mode::Enforce);
+    assert_eq!(config.admission.failure_policy, FailurePolicy::Closed);
+    assert_eq!(config.listen.port(), 8443);
+    Ok(())
+}
+
+#[test]
+fn deployment_is_highly_available_and_locked_down() -> TestResult {
+    let docs = documents()?;
+    let d = find(&docs, "Deployment", "helios-webhook").ok_or("no deployment")?;
+    assert_eq!(d["spec"]["replicas"], 2);
+    let pod = &d["spec"]["template"]["spec"];
+    assert!(pod["affinity"]["podAntiAffinity"].is_object());
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let c = &pod["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["envFrom"][0]["secretRef"]["name"], "helios-lacework");
+    let pdb = find(&docs, "PodDisruptionBudget", "helios-webhook").ok_or("no PDB")?;
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    // The Service targets the container's port by name.
+    let svc = find(&docs, "Service", "helios-webhook").ok_or("no service")?;
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], c["ports"][0]["name"]);
+    let secret = find(&docs, "Secret", "helios-lacework").ok_or("no secret")?;
+    for k in ["LW_ACCOUNT", "LW_API_KEY", "LW_API_SECRET"] {
+        assert!(secret["stringData"][k].is_string(), "{k}");
+    }
+    Ok(())
+}
