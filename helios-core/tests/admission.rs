@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use helios_core::admission::{
-    AdmissionController, AdmissionReview, ControllerConfig, FailurePolicy, Mode, UnknownKinds,
-    Verdict, images,
+    AdmissionController, AdmissionReview, ControllerConfig, FailurePolicy, Mode, UnavailableScans,
+    UnknownKinds, Verdict, images,
 };
 use helios_core::image::ImageRef;
 use helios_core::policy::{ContainerType, EmbeddedEvaluator};
@@ -29,6 +29,7 @@ struct MapSource {
     scans: BTreeMap<String, ScanReport>,
     lookups: Mutex<Vec<(String, bool, bool)>>,
     fail: bool,
+    unavailable: bool,
     delay: Option<Duration>,
 }
 
@@ -72,6 +73,13 @@ impl ScanSource for MapSource {
                 service: "test scan source".into(),
                 reason: "connection refused".into(),
             });
+        }
+        if self.unavailable {
+            return Ok(ScanReport::without_findings(
+                ScanStatus::Unavailable,
+                "lacework",
+                Some("Lacework answered HTTP 503".into()),
+            ));
         }
         Ok(self
             .scans
@@ -615,5 +623,50 @@ async fn one_json_log_line_per_review_without_secrets() -> Result<()> {
     assert_eq!(fields["decision"], "deny");
     assert!(fields["duration_ms"].is_number());
     assert!(!text.contains(SECRET), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unavailable_scan_goes_to_the_failure_policy_or_to_the_policy() -> Result<()> {
+    let down = Arc::new(MapSource {
+        unavailable: true,
+        ..MapSource::new()?
+    });
+    let review = || read(&project_fixtures().join("replicaset-create.json"));
+
+    // Default: the scan service being down is a failure; closed denies naming the cause.
+    let c = controller(down.clone(), ControllerConfig::default())?;
+    let (out, verdict) = run(&c, review()?).await?;
+    assert_eq!(verdict, Verdict::FailClosed);
+    assert!(
+        out.to_string().contains("Lacework answered HTTP 503"),
+        "{out}"
+    );
+
+    let open = ControllerConfig {
+        failure_policy: FailurePolicy::Open,
+        ..Default::default()
+    };
+    let (out, verdict) = run(&controller(down.clone(), open)?, review()?).await?;
+    assert_eq!(verdict, Verdict::FailOpen);
+    assert_eq!(out["response"]["allowed"], true);
+    assert_eq!(
+        out["response"]["auditAnnotations"]["scan-statuses"],
+        r#"{"app":"error:scan"}"#
+    );
+
+    // `unavailable_scans: policy`: the policy decides (the default policy denies unscanned).
+    let by_policy = ControllerConfig {
+        failure_policy: FailurePolicy::Open,
+        unavailable_scans: UnavailableScans::Policy,
+        ..Default::default()
+    };
+    let (out, verdict) = run(&controller(down, by_policy)?, review()?).await?;
+    assert_eq!(verdict, Verdict::Deny);
+    assert!(
+        out.to_string()
+            .contains("has no completed scan (status: unavailable)"),
+        "{out}"
+    );
     Ok(())
 }

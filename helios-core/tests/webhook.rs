@@ -11,8 +11,10 @@ use helios_core::admission::server::{Metrics, ServerOptions, serve};
 use helios_core::admission::{AdmissionController, ControllerConfig, FailurePolicy, Mode};
 use helios_core::image::ImageRef;
 use helios_core::policy::EmbeddedEvaluator;
-use helios_core::scan::{Lookup, ScanReport, ScanSource};
+use helios_core::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
+use helios_core::scan::{CachedSource, Lookup, ScanReport, ScanSource};
 use helios_core::{Error, Result};
+use helios_lacework_emulator::{Emulator, Endpoint, Fault, FaultKind};
 use serde_json::Value;
 
 type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -84,7 +86,7 @@ fn client(ca: &[u8]) -> reqwest::Result<reqwest::Client> {
 }
 
 async fn start(
-    source: Arc<Source>,
+    source: Arc<dyn ScanSource>,
     config: ControllerConfig,
 ) -> std::result::Result<(Server, Arc<Metrics>, std::path::PathBuf), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -311,6 +313,81 @@ async fn certificate_is_reloaded_when_the_files_change() -> TestResult {
             .send()
             .await
             .is_ok()
+    );
+    Ok(())
+}
+
+/// A Deployment review running `image`, from the project fixture.
+fn review_with_image(image: &str) -> std::result::Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let mut review: Value = serde_json::from_slice(&fixture("deployment-create.json")?)?;
+    review["request"]["object"]["spec"]["template"]["spec"]["containers"][0]["image"] =
+        Value::String(image.to_string());
+    Ok(serde_json::to_vec(&review)?)
+}
+
+fn lacework(emu: &Emulator) -> Result<Arc<dyn ScanSource>> {
+    let client = LaceworkClient::builder()
+        .account(emu.url())
+        .api_key(emu.key_id())
+        .api_secret(emu.secret())
+        .retries(1, Duration::from_millis(10), Duration::from_millis(20))
+        .build()?;
+    Ok(Arc::new(CachedSource::new(LaceworkSource::new(
+        client,
+        NoScan::RequestScan,
+    ))))
+}
+
+/// The whole path with the Lacework source against the API v2 emulator: a critical finding in
+/// Lacework's data denies; Lacework answering 503 goes to the failure policy.
+#[tokio::test]
+async fn lacework_emulator_scans_decide_and_an_outage_follows_the_failure_policy() -> TestResult {
+    const NGINX: &str =
+        "nginx:1.25@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let emu = Emulator::builder().start().await?;
+    let (server, _, _) = start(lacework(&emu)?, ControllerConfig::default()).await?;
+    let (status, body) = server.post(review_with_image(NGINX)?).await?;
+    assert_eq!(status, 200, "{body}");
+    let out: Value = serde_json::from_str(&body)?;
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    let msg = out["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(msg.contains(NGINX) && msg.contains("(critical)"), "{msg}");
+    assert_eq!(
+        out["response"]["auditAnnotations"]["scan-statuses"],
+        r#"{"app":"completed"}"#
+    );
+
+    // Lacework down (every search answers 503): closed denies, open allows with a warning.
+    emu.inject(Fault::once(Endpoint::Search, FaultKind::ServerError { status: 503 }).times(10_000));
+    let (closed, metrics, _) = start(lacework(&emu)?, ControllerConfig::default()).await?;
+    let out: Value = serde_json::from_str(&closed.post(review_with_image(NGINX)?).await?.1)?;
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    assert!(
+        out["response"]["status"]["message"]
+            .to_string()
+            .contains("failure policy: closed"),
+        "{out}"
+    );
+    assert!(
+        metrics
+            .encode()
+            .contains(r#"helios_admission_backend_errors_total{kind="scan"} 1"#)
+    );
+
+    let open = ControllerConfig {
+        failure_policy: FailurePolicy::Open,
+        ..Default::default()
+    };
+    let (server, _, _) = start(lacework(&emu)?, open).await?;
+    let out: Value = serde_json::from_str(&server.post(review_with_image(NGINX)?).await?.1)?;
+    assert_eq!(out["response"]["allowed"], true, "{out}");
+    assert!(
+        out["response"]["warnings"]
+            .to_string()
+            .contains("failure policy: open"),
+        "{out}"
     );
     Ok(())
 }

@@ -108,6 +108,18 @@ pub enum UnknownKinds {
     Deny,
 }
 
+/// What a scan report with status `unavailable` (the scan service could not be asked: network,
+/// auth, rate limit, 5xx) means at admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnavailableScans {
+    /// The scan service is down: apply the failure policy (the default), as for a scan source
+    /// error.
+    FailurePolicy,
+    /// Evaluate the policy on it, which decides what `unavailable` means (as in CI).
+    Policy,
+}
+
 /// The namespace Helios itself runs in by default; excluded so it can always restart.
 pub const DEFAULT_OWN_NAMESPACE: &str = "helios-system";
 /// Default deadline of one review: below the webhook's `timeoutSeconds: 5`, and far below the
@@ -131,6 +143,8 @@ pub struct ControllerConfig {
     pub deadline_ms: u64,
     /// What to do with kinds Helios cannot read images from.
     pub unknown_kinds: UnknownKinds,
+    /// Whether an `unavailable` scan goes to the failure policy or to the policy.
+    pub unavailable_scans: UnavailableScans,
     /// Skip the (non-ephemeral) containers of Pods created by a controller of an inspected kind,
     /// whose template was checked when the parent was admitted.
     pub skip_controlled_pods: bool,
@@ -152,6 +166,7 @@ impl Default for ControllerConfig {
                 .collect(),
             deadline_ms: DEFAULT_DEADLINE.as_millis() as u64,
             unknown_kinds: UnknownKinds::Allow,
+            unavailable_scans: UnavailableScans::FailurePolicy,
             skip_controlled_pods: true,
             controller_users: vec![
                 "system:kube-controller-manager".into(),
@@ -500,6 +515,15 @@ impl AdmissionController {
             Ok(Err(e)) => return failed(FailureKind::Scan, e.to_string()),
             Ok(Ok(scan)) => scan,
         };
+        if scan.status == ScanStatus::Unavailable
+            && self.config.unavailable_scans == UnavailableScans::FailurePolicy
+        {
+            let reason = scan
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("the scan source ({}) is unavailable", scan.source));
+            return failed(FailureKind::Scan, reason);
+        }
         let scan_status = scan.status;
         let input = PolicyInput {
             version: INPUT_VERSION,
@@ -679,14 +703,12 @@ fn respond(
         _ => {
             for f in &failures_text {
                 if mode != Mode::Audit {
-                    warnings.push(format!(
-                        "helios: {f}; allowed (failure policy: {})",
-                        if mode == Mode::Enforce {
-                            failure_policy.as_str()
-                        } else {
-                            mode.as_str()
-                        }
-                    ));
+                    let why = if mode == Mode::Enforce {
+                        format!("failure policy: {}", failure_policy.as_str())
+                    } else {
+                        format!("{mode} mode")
+                    };
+                    warnings.push(format!("helios: {f}; allowed ({why})"));
                 }
             }
         }

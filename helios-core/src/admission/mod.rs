@@ -16,7 +16,7 @@ mod review;
 
 pub use controller::{
     AdmissionController, ControllerConfig, DEFAULT_DEADLINE, DEFAULT_OWN_NAMESPACE, FailureKind,
-    FailurePolicy, Mode, ReviewOutcome, UnknownKinds, Verdict,
+    FailurePolicy, Mode, ReviewOutcome, UnavailableScans, UnknownKinds, Verdict,
 };
 pub use images::ContainerImage;
 pub use review::{

@@ -246,7 +246,11 @@ pub async fn serve(
     let ready = Arc::new(AtomicBool::new(false));
     let app = router(controller, metrics, ready.clone());
     let handle: Handle<SocketAddr> = Handle::new();
-    let server = axum_server::bind_rustls(options.listen, tls.clone()).handle(handle.clone());
+    // A connection that sends no request in time is closed, so idle or slow clients cannot hold
+    // the webhook's connections (the TLS handshake has its own timeout in the acceptor).
+    let server = axum_server::bind_rustls(options.listen, tls.clone())
+        .handle(handle.clone())
+        .first_request_timeout(Duration::from_secs(10));
     let listen = options.listen;
     let watcher = tokio::spawn(watch_certificates(tls, options));
     let task = tokio::spawn(async move {
