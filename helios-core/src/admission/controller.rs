@@ -691,13 +691,18 @@ fn respond(
     let mut response = base;
     match verdict {
         Verdict::Deny | Verdict::FailClosed => {
-            let mut message = String::from("helios denied the request:");
-            for d in &denials {
-                let _ = write!(message, "\n{d}");
-            }
-            for f in &failures_text {
-                let _ = write!(message, "\n{f} (failure policy: closed)");
-            }
+            // The API server prefixes `admission webhook "<name>" denied the request: `; one
+            // paragraph per image follows.
+            let paragraphs: Vec<String> = denials
+                .iter()
+                .cloned()
+                .chain(
+                    failures_text
+                        .iter()
+                        .map(|f| format!("{f} (failure policy: closed)")),
+                )
+                .collect();
+            let message = paragraphs.join("\n");
             response = response.deny(shorten(&message, MAX_MESSAGE_LEN));
         }
         _ => {
