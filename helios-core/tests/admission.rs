@@ -203,6 +203,12 @@ async fn every_kind_yields_its_images_and_decision() -> Result<()> {
             Verdict::Skip,
         ),
         ("pod-controlled.json", vec![("app", C, CRIT)], Verdict::Skip),
+        // A ReplicaSet the deployment controller makes for its Deployment.
+        (
+            "replicaset-from-deployment.json",
+            vec![("app", C, CRIT)],
+            Verdict::Skip,
+        ),
         (
             "pod-forged-owner.json",
             vec![("app", C, CRIT)],

@@ -292,6 +292,9 @@ mod tests {
         assert_eq!(cfg.admission.failure_policy, FailurePolicy::Open);
         assert!(cfg.admission.excluded_namespaces.contains("kube-system"));
         assert_eq!(cfg.admission.deadline_ms, 2500);
+        // The name for the setting is accepted too.
+        let cfg = WebhookConfig::from_yaml("admission:\n  skip_controlled_pods: false\n")?;
+        assert!(!cfg.admission.skip_controlled_objects);
         Ok(())
     }
 

@@ -145,11 +145,13 @@ pub struct ControllerConfig {
     pub unknown_kinds: UnknownKinds,
     /// Whether an `unavailable` scan goes to the failure policy or to the policy.
     pub unavailable_scans: UnavailableScans,
-    /// Skip the (non-ephemeral) containers of Pods created by a controller of an inspected kind,
-    /// whose template was checked when the parent was admitted.
-    pub skip_controlled_pods: bool,
-    /// Who counts as a controller for `skip_controlled_pods`: user names, or prefixes ending in
-    /// `*`. Anyone else creating a Pod with an `ownerReference` is checked in full, so a
+    /// Skip the (non-ephemeral) containers of objects created by a controller from a parent of
+    /// an inspected kind (Pods of ReplicaSets, Jobs, StatefulSets, DaemonSets; ReplicaSets of
+    /// Deployments; Jobs of CronJobs): the parent's template was checked when it was admitted.
+    #[serde(alias = "skip_controlled_pods")]
+    pub skip_controlled_objects: bool,
+    /// Who counts as a controller for `skip_controlled_objects`: user names, or prefixes ending
+    /// in `*`. Anyone else creating an object with an `ownerReference` is checked in full, so a
     /// hand-written owner reference cannot bypass the policy.
     pub controller_users: Vec<String>,
 }
@@ -167,7 +169,7 @@ impl Default for ControllerConfig {
             deadline_ms: DEFAULT_DEADLINE.as_millis() as u64,
             unknown_kinds: UnknownKinds::Allow,
             unavailable_scans: UnavailableScans::FailurePolicy,
-            skip_controlled_pods: true,
+            skip_controlled_objects: true,
             controller_users: vec![
                 "system:kube-controller-manager".into(),
                 "system:serviceaccount:kube-system:*".into(),
@@ -443,9 +445,7 @@ impl AdmissionController {
             targets.retain(|t| t.container.kind == ContainerType::Ephemeral);
         }
         let meta = ObjectMeta::of(object);
-        if cfg.skip_controlled_pods
-            && req.kind.group.is_empty()
-            && req.kind.kind == "Pod"
+        if cfg.skip_controlled_objects
             && meta.controller_kinds.iter().any(|k| is_workload_kind(k))
             && cfg.is_controller_user(req.user_info.username.as_deref())
         {
@@ -575,11 +575,18 @@ fn deadline_reason(what: &str, cfg: &ControllerConfig) -> String {
     )
 }
 
-/// Kinds whose Pods are made from a template Helios already checked.
+/// Kinds whose children (Pods, ReplicaSets, Jobs) are made from a template Helios already
+/// checked.
 fn is_workload_kind(kind: &str) -> bool {
     matches!(
         kind,
-        "ReplicaSet" | "ReplicationController" | "StatefulSet" | "DaemonSet" | "Job"
+        "Deployment"
+            | "ReplicaSet"
+            | "ReplicationController"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "Job"
+            | "CronJob"
     )
 }
 
