@@ -56,7 +56,8 @@ fn harness() -> Result<Option<PathBuf>, Box<dyn std::error::Error>> {
     }
     eprintln!("building tests/k8s-webhook-harness (first use; a few minutes cold)...");
     let status = Command::new("go")
-        .args(["build", "-o"])
+        // No VCS stamping: the checkout may be a CI clone without usable git metadata.
+        .args(["build", "-buildvcs=false", "-o"])
         .arg(&bin)
         .arg(".")
         .current_dir(&src)
