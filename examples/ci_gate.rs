@@ -37,7 +37,9 @@ async fn run() -> helios_core::Result<bool> {
         let image = ImageRef::parse(image)?;
         let scan = ScanReport::from_scan_file(scan_file.as_ref(), image.digest.as_deref())?;
         let gate = Arc::clone(&gate);
-        tasks.push(tokio::spawn(async move { gate.check(image, scan, None).await }));
+        tasks.push(tokio::spawn(
+            async move { gate.check(image, scan, None).await },
+        ));
     }
     let mut all_allowed = true;
     for task in tasks {

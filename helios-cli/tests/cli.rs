@@ -67,7 +67,10 @@ fn gate_denies_the_sample_scan_with_reasons() {
     ]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
-    assert!(out.starts_with("DENIED  registry.example.com/shop/web:1.4"), "{out}");
+    assert!(
+        out.starts_with("DENIED  registry.example.com/shop/web:1.4"),
+        "{out}"
+    );
     assert!(out.contains("helios.default"), "{out}");
     assert!(out.contains("deny     CVE-"), "{out}");
 }
@@ -106,7 +109,11 @@ fn gate_allows_the_clean_scan_and_writes_the_artifact() -> Result<(), Box<dyn st
 
 #[test]
 fn eval_reads_a_file_or_stdin_and_prints_the_decision() -> Result<(), Box<dyn std::error::Error>> {
-    let o = helios(&["eval", "--input", "tests/fixtures/inputs/critical-no-fix.json"]);
+    let o = helios(&[
+        "eval",
+        "--input",
+        "tests/fixtures/inputs/critical-no-fix.json",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let decision: serde_json::Value = serde_json::from_slice(&o.stdout)?;
     assert_eq!(decision["violations"][0]["code"], "critical");
@@ -132,14 +139,21 @@ fn eval_with_a_hand_written_policy_and_package() -> Result<(), Box<dyn std::erro
     ]);
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
     let decision: serde_json::Value = serde_json::from_slice(&o.stdout)?;
-    assert!(decision["policy"]["version"].as_str().is_some_and(|v| v.starts_with("sha256:")));
+    assert!(
+        decision["policy"]["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("sha256:"))
+    );
     Ok(())
 }
 
 #[test]
 fn bad_scan_files_exit_2_with_one_line() {
     let not_json = temp_file("not-json.json", "this is not json");
-    let missing = temp_file("missing.json", r#"{"data": [{"vulnId": "CVE-1", "status": "VULNERABLE"}]}"#);
+    let missing = temp_file(
+        "missing.json",
+        r#"{"data": [{"vulnId": "CVE-1", "status": "VULNERABLE"}]}"#,
+    );
     let severity = temp_file(
         "severity.json",
         r#"[{"vulnId": "CVE-1", "severity": "Apocalyptic", "status": "VULNERABLE",
@@ -150,7 +164,12 @@ fn bad_scan_files_exit_2_with_one_line() {
         (&missing, vec!["missing.json", "row 0", "featureKey"]),
         (&severity, vec!["severity.json", "Apocalyptic"]),
     ] {
-        let o = helios(&["gate", "nginx", "--scan-file", file.to_str().unwrap_or_default()]);
+        let o = helios(&[
+            "gate",
+            "nginx",
+            "--scan-file",
+            file.to_str().unwrap_or_default(),
+        ]);
         assert_one_line_error(&o, "invalid_input", &mentions);
     }
     let o = helios(&["gate", "nginx", "--scan-file", "no/such/file.json"]);
@@ -162,7 +181,12 @@ fn bad_inputs_and_policies_exit_2_with_one_line() {
     let o = helios_with_stdin(&["eval", "--input", "-"], Some(r#"{"version": 1}"#));
     assert_one_line_error(&o, "invalid_input", &["policy input", "stage"]);
 
-    let o = helios(&["gate", "Not A Valid/Image", "--scan-file", "examples/scans/clean-scan.json"]);
+    let o = helios(&[
+        "gate",
+        "Not A Valid/Image",
+        "--scan-file",
+        "examples/scans/clean-scan.json",
+    ]);
     assert_one_line_error(&o, "invalid_image", &["Not A Valid/Image"]);
 
     let o = helios(&[
@@ -174,7 +198,13 @@ fn bad_inputs_and_policies_exit_2_with_one_line() {
     ]);
     assert_one_line_error(&o, "policy_parse", &["syntax_error.rego:"]);
 
-    let o = helios(&["eval", "--input", "tests/fixtures/inputs/clean.json", "--package", "nope"]);
+    let o = helios(&[
+        "eval",
+        "--input",
+        "tests/fixtures/inputs/clean.json",
+        "--package",
+        "nope",
+    ]);
     assert_one_line_error(&o, "policy_undefined", &["data.nope"]);
 }
 
@@ -183,7 +213,10 @@ fn policy_test_runs_the_default_policy_tests() {
     let o = helios(&["policy", "test", "helios-core/src/policy/default"]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
-    assert!(out.contains("PASS  data.helios_test.test_critical_without_fix_is_denied"), "{out}");
+    assert!(
+        out.contains("PASS  data.helios_test.test_critical_without_fix_is_denied"),
+        "{out}"
+    );
     assert!(!out.contains("FAIL"), "{out}");
 }
 
@@ -217,7 +250,8 @@ fn every_command_has_help() {
 }
 
 #[test]
-fn gate_writes_artifacts_in_the_format_their_names_ask_for() -> Result<(), Box<dyn std::error::Error>> {
+fn gate_writes_artifacts_in_the_format_their_names_ask_for()
+-> Result<(), Box<dyn std::error::Error>> {
     let dir = temp_file("keep", "").with_file_name("");
     let (sarif, junit, md) = (dir.join("r.sarif"), dir.join("r.xml"), dir.join("r.md"));
     let o = helios(&[
@@ -237,14 +271,30 @@ fn gate_writes_artifacts_in_the_format_their_names_ask_for() -> Result<(), Box<d
     let sarif: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sarif)?)?;
     assert_eq!(sarif["version"], "2.1.0");
     let results = sarif["runs"][0]["results"].as_array().ok_or("results")?;
-    assert!(results.iter().any(|r| r["level"] == "error" && r["ruleId"] == "critical"));
-    assert_eq!(sarif["runs"][0]["properties"]["policy"]["id"], "helios.default");
+    assert!(
+        results
+            .iter()
+            .any(|r| r["level"] == "error" && r["ruleId"] == "critical")
+    );
+    assert_eq!(
+        sarif["runs"][0]["properties"]["policy"]["id"],
+        "helios.default"
+    );
 
     let junit = std::fs::read_to_string(junit)?;
-    assert!(junit.contains("<failure message=\"2 violations\""), "{junit}");
-    assert!(junit.contains("name=\"policy.id\" value=\"helios.default\""), "{junit}");
+    assert!(
+        junit.contains("<failure message=\"2 violations\""),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("name=\"policy.id\" value=\"helios.default\""),
+        "{junit}"
+    );
 
     let md = std::fs::read_to_string(md)?;
-    assert!(md.starts_with("### ❌ Helios: DENIED `registry.example.com/shop/web:1.4`"), "{md}");
+    assert!(
+        md.starts_with("### ❌ Helios: DENIED `registry.example.com/shop/web:1.4`"),
+        "{md}"
+    );
     Ok(())
 }

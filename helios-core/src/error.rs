@@ -52,7 +52,9 @@ pub enum Error {
     },
 
     /// The policy package the evaluator was asked for is not defined.
-    #[error("policy package {package} is undefined: no loaded policy declares it (check --package and the policy paths)")]
+    #[error(
+        "policy package {package} is undefined: no loaded policy declares it (check --package and the policy paths)"
+    )]
     PolicyUndefined {
         /// The package path, e.g. `data.helios`.
         package: String,

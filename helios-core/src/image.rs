@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(image.repository, "team/app");
         assert_eq!(image.tag.as_deref(), Some("tag"));
         assert_eq!(image.digest.as_deref(), Some(DIGEST));
-        assert_eq!(image.reference, format!("registry:5000/team/app:tag@{DIGEST}"));
+        assert_eq!(
+            image.reference,
+            format!("registry:5000/team/app:tag@{DIGEST}")
+        );
         Ok(())
     }
 
@@ -139,7 +142,13 @@ mod tests {
 
     #[test]
     fn garbage_is_a_typed_error() {
-        for bad in ["", "   ", "UPPER/Case", "nginx:bad tag", "nginx@sha256:short"] {
+        for bad in [
+            "",
+            "   ",
+            "UPPER/Case",
+            "nginx:bad tag",
+            "nginx@sha256:short",
+        ] {
             let err = ImageRef::parse(bad).err();
             assert!(
                 matches!(err, Some(Error::InvalidImage { .. })),

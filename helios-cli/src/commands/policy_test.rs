@@ -30,7 +30,11 @@ pub fn run(args: TestArgs) -> Result<u8> {
     for path in &args.paths {
         set.add_path(path)?;
     }
-    let results = run_tests(&set, args.rego_v0, Duration::from_millis(args.time_limit_ms))?;
+    let results = run_tests(
+        &set,
+        args.rego_v0,
+        Duration::from_millis(args.time_limit_ms),
+    )?;
     let mut failed = 0;
     for r in &results {
         let ms = r.duration.as_secs_f64() * 1000.0;
@@ -42,7 +46,12 @@ pub fn run(args: TestArgs) -> Result<u8> {
             }
             Outcome::Error(e) => {
                 failed += 1;
-                println!("ERROR {} ({}): {}", r.name, r.file, e.lines().last().unwrap_or(e));
+                println!(
+                    "ERROR {} ({}): {}",
+                    r.name,
+                    r.file,
+                    e.lines().last().unwrap_or(e)
+                );
             }
         }
     }

@@ -65,7 +65,10 @@ impl FromStr for ReportFormat {
             other => {
                 return Err(Error::invalid(
                     "report format",
-                    format!("{other:?}; expected one of {}", ReportFormat::NAMES.join(", ")),
+                    format!(
+                        "{other:?}; expected one of {}",
+                        ReportFormat::NAMES.join(", ")
+                    ),
                 ));
             }
         })
@@ -85,7 +88,11 @@ impl GateOutcome {
     }
 
     fn verdict(&self) -> &'static str {
-        if self.decision.allowed { "ALLOWED" } else { "DENIED" }
+        if self.decision.allowed {
+            "ALLOWED"
+        } else {
+            "DENIED"
+        }
     }
 
     /// A readable summary for a build log.
@@ -141,7 +148,11 @@ impl GateOutcome {
         let _ = writeln!(
             out,
             "| `{}` | `{}` | {} | {} ({}) |\n",
-            d.policy.id, d.policy.version, d.backend, self.input.scan.status, self.input.scan.source
+            d.policy.id,
+            d.policy.version,
+            d.backend,
+            self.input.scan.status,
+            self.input.scan.source
         );
         let _ = writeln!(
             out,
@@ -187,7 +198,10 @@ impl GateOutcome {
             );
         }
         let _ = writeln!(out, "    </properties>");
-        let _ = writeln!(out, "    <testcase classname=\"helios.gate\" name=\"{image}\">");
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"helios.gate\" name=\"{image}\">"
+        );
         if !d.allowed {
             let message = match d.violations.len() {
                 0 => "denied by policy (allow is false)".to_string(),

@@ -166,7 +166,10 @@ fn sort(findings: &mut [Finding]) {
 fn type_error(rule: String, expected: &str, found: &Value) -> Error {
     let mut shown = found.to_string();
     if shown.len() > 80 {
-        let cut = (0..=77).rev().find(|i| shown.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=77)
+            .rev()
+            .find(|i| shown.is_char_boundary(*i))
+            .unwrap_or(0);
         shown.truncate(cut);
         shown.push_str("...");
     }

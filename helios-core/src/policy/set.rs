@@ -77,7 +77,10 @@ impl PolicySet {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
             let mut entries = std::fs::read_dir(path)
-                .and_then(|rd| rd.map(|e| e.map(|e| e.path())).collect::<Result<Vec<_>, _>>())
+                .and_then(|rd| {
+                    rd.map(|e| e.map(|e| e.path()))
+                        .collect::<Result<Vec<_>, _>>()
+                })
                 .map_err(|e| Error::io(path, e))?;
             entries.sort();
             for entry in entries {
@@ -93,8 +96,7 @@ impl PolicySet {
         match kind_of(path) {
             Some(FileKind::Rego) => {
                 if self.tests || !is_test_file(path) {
-                    let source =
-                        std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                    let source = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
                     self.add_module(path.display().to_string(), source);
                 }
                 Ok(())
@@ -118,7 +120,8 @@ impl PolicySet {
         let value = if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text).map_err(|e| Error::invalid(&what, e))?
         } else {
-            let yaml = regorus::Value::from_yaml_str(&text).map_err(|e| Error::invalid(&what, e))?;
+            let yaml =
+                regorus::Value::from_yaml_str(&text).map_err(|e| Error::invalid(&what, e))?;
             serde_json::to_value(yaml).map_err(|e| Error::invalid(&what, e))?
         };
         self.add_data(value).map_err(|e| match e {
@@ -134,7 +137,10 @@ impl PolicySet {
             Value::Object(obj) => merge(&mut self.data, obj, "data"),
             other => Err(Error::invalid(
                 "data",
-                format!("the data document must be an object, found {}", kind_name(&other)),
+                format!(
+                    "the data document must be an object, found {}",
+                    kind_name(&other)
+                ),
             )),
         }
     }
