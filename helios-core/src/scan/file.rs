@@ -22,8 +22,8 @@ impl ScanReport {
 
     /// Parses scan JSON in any of the accepted shapes.
     pub fn from_scan_json(text: &str, digest: Option<&str>) -> Result<Self> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| Error::invalid("scan", format!("not JSON: {e}")))?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| Error::invalid("scan", format!("not JSON: {e}")))?;
         match value {
             Value::Array(rows) => lacework::report_from_rows(&lacework::parse_rows(rows)?, digest),
             Value::Object(mut map) if map.contains_key("data") => match map.remove("data") {
@@ -31,7 +31,10 @@ impl ScanReport {
                     lacework::report_from_rows(&lacework::parse_rows(rows)?, digest)
                 }
                 Some(Value::Null) => lacework::report_from_rows(&[], digest),
-                _ => Err(Error::invalid("scan", "`data` must be an array of Lacework rows")),
+                _ => Err(Error::invalid(
+                    "scan",
+                    "`data` must be an array of Lacework rows",
+                )),
             },
             Value::Object(map) if map.contains_key("status") => {
                 let report: ScanReport = serde_path_to_error::deserialize(Value::Object(map))
