@@ -244,18 +244,35 @@ fn builtins_agree_between_regorus_and_opa() -> Result<(), String> {
     let values = |d: &Decision| -> std::collections::BTreeMap<String, serde_json::Value> {
         d.warnings
             .iter()
-            .map(|w| (w.msg.clone(), w.details.get("value").cloned().unwrap_or_default()))
+            .map(|w| {
+                (
+                    w.msg.clone(),
+                    w.details.get("value").cloned().unwrap_or_default(),
+                )
+            })
             .collect()
     };
     let (e, o) = (values(&embedded), values(&remote));
-    assert!(e.len() >= 40, "only {} probes evaluated on embedded", e.len());
+    assert!(
+        e.len() >= 40,
+        "only {} probes evaluated on embedded",
+        e.len()
+    );
     let mut differ = Vec::new();
-    for name in e.keys().chain(o.keys()).collect::<std::collections::BTreeSet<_>>() {
+    for name in e
+        .keys()
+        .chain(o.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         if e.get(name) != o.get(name) {
             eprintln!(
                 "builtin {name}: regorus {} | opa {}",
-                e.get(name).map(|v| v.to_string()).unwrap_or("undefined".into()),
-                o.get(name).map(|v| v.to_string()).unwrap_or("undefined".into())
+                e.get(name)
+                    .map(|v| v.to_string())
+                    .unwrap_or("undefined".into()),
+                o.get(name)
+                    .map(|v| v.to_string())
+                    .unwrap_or("undefined".into())
             );
             differ.push(name.as_str());
         }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use regorus::utils::limits::ExecutionTimerConfig;
 
 use crate::error::{Error, Result};
+use crate::policy::rego_value::to_rego_value;
 use crate::policy::{Backend, Decision, Package, PolicyEvaluator, PolicyInput, PolicySet};
 
 /// Default execution time limit of one evaluation.
@@ -133,9 +134,9 @@ impl EmbeddedBuilder {
         }
         let engine = prepare(&set, self.rego_v0, self.time_limit)?;
 
-        let declared = engine
-            .get_packages()
-            .map_err(|e| Error::PolicyEval { message: e.to_string() })?;
+        let declared = engine.get_packages().map_err(|e| Error::PolicyEval {
+            message: e.to_string(),
+        })?;
         let query = self.package.query();
         let has_package = declared
             .iter()
@@ -211,16 +212,21 @@ impl EmbeddedEvaluator {
 
     /// Evaluates synchronously on the calling thread.
     pub fn evaluate_sync(&self, input: &PolicyInput) -> Result<Decision> {
-        let input = serde_json::to_value(input).map_err(|e| Error::invalid("policy input", e))?;
-        self.evaluate_json(input)
+        // Straight from the typed input to the engine's value: no serde_json tree in between.
+        let input = to_rego_value(input).map_err(|e| Error::invalid("policy input", e))?;
+        self.evaluate_value(input)
     }
 
     /// Evaluates an input given as JSON, without checking it against the input contract
     /// (for tests of hand-written policies over arbitrary inputs).
     pub fn evaluate_json(&self, input: serde_json::Value) -> Result<Decision> {
+        self.evaluate_value(regorus::Value::from(input))
+    }
+
+    fn evaluate_value(&self, input: regorus::Value) -> Result<Decision> {
         let inner = &self.inner;
         let mut engine = inner.engine.clone();
-        engine.set_input(regorus::Value::from(input));
+        engine.set_input(input);
         let results = engine
             .eval_query(inner.query.clone(), false)
             .map_err(|e| eval_error(&e, inner.time_limit))?;
@@ -232,7 +238,9 @@ impl EmbeddedEvaluator {
             .filter(|v| **v != regorus::Value::Undefined)
             .map(serde_json::to_value)
             .transpose()
-            .map_err(|e| Error::PolicyEval { message: e.to_string() })?;
+            .map_err(|e| Error::PolicyEval {
+                message: e.to_string(),
+            })?;
         Decision::from_document(
             document.as_ref(),
             &inner.package,
@@ -281,10 +289,12 @@ fn parse_error(module: &str, err: &anyhow::Error) -> Error {
 }
 
 fn eval_error(err: &anyhow::Error, limit: Duration) -> Error {
-    let timed_out = err
-        .chain()
-        .any(|c| matches!(c.downcast_ref::<regorus::LimitError>(), Some(regorus::LimitError::TimeLimitExceeded { .. })))
-        || err.to_string().contains("time limit");
+    let timed_out = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<regorus::LimitError>(),
+            Some(regorus::LimitError::TimeLimitExceeded { .. })
+        )
+    }) || err.to_string().contains("time limit");
     if timed_out {
         Error::PolicyTimeout { limit }
     } else {

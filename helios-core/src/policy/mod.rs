@@ -11,6 +11,7 @@ mod embedded;
 mod input;
 mod opa;
 mod package;
+mod rego_value;
 mod set;
 pub mod testing;
 
