@@ -350,8 +350,8 @@ impl OpaEvaluator {
         let body = serde_json::to_vec(&DataRequest { input })
             .map_err(|e| Error::invalid("policy input", e))?;
         let response = match self.send(body.clone()).await {
-            // A refused or reset connection (OPA restarting, a stale pooled connection) is
-            // retried once; a timeout is not, as the deadline is already spent.
+            // A connection that could not be made (refused while OPA restarts, a failed TLS
+            // handshake) is retried once; a timeout is not, as the deadline is already spent.
             Err(e) if e.is_connect() && !e.is_timeout() => self.send(body).await,
             other => other,
         }

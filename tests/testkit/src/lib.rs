@@ -4,7 +4,8 @@
 //! free loopback ports with a bundle written by the test, waits until it is healthy, and kills it
 //! when dropped.
 //!
-//! Which `opa` runs: `$HELIOS_OPA_BIN` when set, else `<workspace>/.tools/bin/opa`, else the one
+//! Which `opa` runs: `$HELIOS_OPA_BIN` when set, else `<workspace>/.tools/bin/opa` (or
+//! `$HELIOS_TOOLS_BIN/opa`), else the one
 //! `scripts/install-tools.sh opa` builds there on first use (once; a minute or two).
 
 mod opa;

@@ -35,7 +35,12 @@ fn find_or_build() -> Result<PathBuf, String> {
         };
     }
     let root = workspace_root();
-    let bin = root.join(".tools").join("bin").join("opa");
+    // The same folder the script installs into (it honours HELIOS_TOOLS_BIN too).
+    let tools = std::env::var_os("HELIOS_TOOLS_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".tools").join("bin"));
+    let bin = tools.join("opa");
     let script = root.join("scripts").join("install-tools.sh");
     if !bin.is_file() {
         eprintln!(
