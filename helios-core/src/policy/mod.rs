@@ -19,9 +19,7 @@ use async_trait::async_trait;
 
 pub use decision::{Backend, Decision, Finding, PolicyRef};
 pub use embedded::{DEFAULT_TIME_LIMIT, EmbeddedBuilder, EmbeddedEvaluator};
-pub use input::{
-    Container, ContainerType, INPUT_VERSION, PolicyInput, Stage, User, Workload,
-};
+pub use input::{Container, ContainerType, INPUT_VERSION, PolicyInput, Stage, User, Workload};
 pub use opa::{DEFAULT_OPA_TIMEOUT, OpaBuilder, OpaEvaluator, SERVER_VERSION_PREFIX};
 pub use package::Package;
 pub use set::{DEFAULT_POLICY_ID, PolicySet};
