@@ -37,13 +37,14 @@ warn contains finding(v, "fixable-medium") if {
 	v.fix.available
 }
 
+# Starts from the exceptions (usually none) rather than from every finding.
 warn contains {"msg": msg, "code": "excepted"} if {
-	some v in input.scan.vulnerabilities
-	v.status == "vulnerable"
-	would_deny(v)
 	some e in data.helios.exceptions
 	active(e)
-	e.id == v.id
+	some v in input.scan.vulnerabilities
+	v.id == e.id
+	v.status == "vulnerable"
+	would_deny(v)
 	msg := sprintf("%s excepted until %s: %s", [describe(v), e.expires, object.get(e, "reason", "no reason given")])
 }
 
