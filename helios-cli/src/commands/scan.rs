@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use helios_core::Result;
 use helios_core::image::ImageRef;
-use helios_core::scan::lacework::{ClientBuilder, LaceworkSource, NoScan};
-use helios_core::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
+use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
+use helios_core::scan::{ScanReport, ScanStatus};
 
 use super::to_json;
 
@@ -31,31 +31,21 @@ pub struct LaceworkArgs {
 }
 
 impl LaceworkArgs {
-    fn no_scan(&self) -> NoScan {
-        match (self.no_scan, self.wait) {
-            (true, _) => NoScan::None,
-            (false, 0) => NoScan::RequestScan,
-            (false, secs) => NoScan::ScanAndWait {
-                wait: Duration::from_secs(secs),
-            },
+    /// The core's lookup options for these flags (service failures become `unavailable`
+    /// reports, so `gate` lets the policy decide and `scan` exits 2).
+    fn lookup(&self) -> LaceworkLookup {
+        LaceworkLookup {
+            profile: self.profile.clone(),
+            wait: Duration::from_secs(self.wait),
+            no_scan: self.no_scan,
+            on_failure: ServiceFailure::Report,
         }
     }
 
     /// The scan of `image` from Lacework, with a spinner on a terminal while it takes long.
     pub async fn report(&self, image: &ImageRef) -> Result<ScanReport> {
-        let builder = match &self.profile {
-            Some(p) => ClientBuilder::from_env_profile(p)?,
-            None => ClientBuilder::from_env()?,
-        };
-        let client = builder.build()?;
-        let source = LaceworkSource::new(client, self.no_scan());
-        // The lookup itself (search, token, retries) gets a minute on top of the scan wait.
-        let lookup = Lookup {
-            deadline: Some(Instant::now() + Duration::from_secs(self.wait + 60)),
-            dry_run: false,
-        };
         let spinner = Spinner::start(&format!("asking Lacework about {}", image.reference));
-        let report = source.scan(image, lookup).await;
+        let report = scan_image(image, &self.lookup()).await;
         spinner.stop();
         report
     }

@@ -68,7 +68,9 @@ impl LaceworkSource {
         self.requested.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn lookup(&self, image: &ImageRef, lookup: Lookup) -> Result<ScanReport> {
+    /// The lookup with service failures as typed errors (`ScanSource::scan` turns them into
+    /// `unavailable` reports).
+    pub(super) async fn lookup(&self, image: &ImageRef, lookup: Lookup) -> Result<ScanReport> {
         // Without a caller's deadline, waiting for a scan gets its full wait on top of the
         // client's usual allowance.
         let deadline = lookup.deadline.unwrap_or_else(|| {
