@@ -30,5 +30,10 @@ python -m pip install --quiet --disable-pip-version-check 'maturin>=1.9,<2' 'pyt
 echo "==> building helios (maturin develop, debug)"
 maturin develop --manifest-path helios-py/Cargo.toml
 
+echo "==> building the Lacework API emulator (the Lacework tests run it as a subprocess)"
+cargo build --quiet -p helios-lacework-emulator
+HELIOS_LACEWORK_EMULATOR="$root/target/$CARGO_BUILD_TARGET/debug/helios-lacework-emulator"
+export HELIOS_LACEWORK_EMULATOR
+
 echo "==> pytest"
 python -m pytest helios-py/tests "$@"

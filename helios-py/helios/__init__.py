@@ -10,6 +10,11 @@ or your own Rego, and get the decision contract back as a dict::
     for item in inputs:
         evaluator.evaluate(item)
 
+Gate an image in CI as ``helios gate`` does (the scan from a file or from Lacework)::
+
+    result = helios.gate("registry.example.com/team/app:1.4", scan_file="scan.json")
+    sys.exit(result["exit_code"])
+
 Errors raise subclasses of :class:`HeliosError`, each carrying the stable ``.code`` of the core
 (``helios.ERROR_CODES``).
 """
@@ -34,14 +39,18 @@ from ._helios import (
     UnavailableError,
     __version__,
     evaluate,
+    gate,
+    scan,
 )
-from ._types import Decision, Finding, PolicyRef
+from ._types import Decision, Finding, GateResult, PolicyRef, ScanReport
 
 __all__ = [
     "DEFAULT_TIME_LIMIT_MS",
     "Decision",
     "Finding",
     "PolicyRef",
+    "GateResult",
+    "ScanReport",
     "ERROR_CODES",
     "AuthError",
     "Evaluator",
@@ -60,4 +69,6 @@ __all__ = [
     "UnavailableError",
     "__version__",
     "evaluate",
+    "gate",
+    "scan",
 ]

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final, Literal
 
-from ._types import Decision
+from ._types import Decision, GateResult, ScanReport
 
 __version__: Final[str]
 ERROR_CODES: Final[list[str]]
@@ -33,6 +33,48 @@ def evaluate(
         TypeError: an argument of the wrong type (``input`` not a dict, ``policy`` an int, a
             value JSON cannot hold such as a set).
         HeliosError: a subclass per error code (e.g. PolicyTimeoutError, InvalidInputError).
+    """
+
+def scan(
+    image: str,
+    *,
+    wait: float = 600,
+    no_scan: bool = False,
+    profile: str | None = None,
+) -> ScanReport:
+    """The Lacework scan of ``image`` (what ``helios scan`` prints). Lacework settings come from
+    ``LW_ACCOUNT``, ``LW_API_KEY``, ``LW_API_SECRET`` (``LW_SUBACCOUNT``) or the ``profile`` of
+    ``~/.lacework.toml``. Without a scan in Lacework, requests an on-demand scan and waits up to
+    ``wait`` seconds (0: answer ``pending`` at once); ``no_scan`` answers ``not_found`` instead.
+
+    Releases the GIL while it waits.
+
+    Raises:
+        TypeError: ``image`` not a str.
+        ValueError: ``wait`` negative or not finite.
+        InvalidImageError: ``image`` cannot be parsed.
+        AuthError, UnavailableError, RemoteError: Lacework rejected the credentials, could not
+            be reached, or answered with an error.
+    """
+
+def gate(
+    image: str,
+    *,
+    scan_file: _Path | None = None,
+    policy: _Path | Sequence[_Path] | None = None,
+    data: dict[str, Any] | None = None,
+    package: str = "helios",
+    ci: dict[str, Any] | None = None,
+    wait: float = 600,
+    no_scan: bool = False,
+    profile: str | None = None,
+) -> GateResult:
+    """Decides whether ``image`` may ship, as ``helios gate`` does: the scan from ``scan_file``
+    (a Lacework v2 search response, its rows, or a Helios report), else from Lacework (as
+    :func:`scan`, but a Lacework failure becomes an ``unavailable`` scan for the policy to judge);
+    then the policy, with ``ci`` as ``input.ci``.
+
+    Returns ``{"decision": …, "input": …, "exit_code": 0 | 1}``. Releases the GIL.
     """
 
 class Evaluator:

@@ -1,8 +1,8 @@
 """The decision contract as typed dicts, for annotations (``helios.Decision``)."""
 
-from typing import List, TypedDict
+from typing import Any, Dict, List, Literal, Optional, TypedDict
 
-__all__ = ["Decision", "Finding", "PolicyRef"]
+__all__ = ["Decision", "Finding", "GateResult", "PolicyRef", "ScanReport"]
 
 
 class Finding(TypedDict):
@@ -33,4 +33,24 @@ class Decision(_DecisionOptional):
     backend: str
 
 
+class ScanReport(TypedDict, total=False):
+    """A scan report (``input.scan`` of the input contract, ``docs/policies.md``): ``status``
+    (``completed``, ``pending``, ``not_found``, ``failed``, ``unavailable``), ``source``, ``id``,
+    ``scanned_at``, ``error``, ``summary`` and ``vulnerabilities``."""
 
+    status: str
+    source: str
+    id: Optional[str]
+    scanned_at: Optional[str]
+    error: Optional[str]
+    summary: Dict[str, Any]
+    vulnerabilities: List[Dict[str, Any]]
+
+
+class GateResult(TypedDict):
+    """What :func:`helios.gate` returns: the decision, the exact policy input it was made on
+    (the build artifact) and the CI exit code (0 allowed, 1 denied)."""
+
+    decision: Decision
+    input: Dict[str, Any]
+    exit_code: Literal[0, 1]

@@ -5,11 +5,13 @@
 //! decision back, and map [`helios_core::Error`] codes to exception classes. All behaviour lives
 //! in the core.
 //!
-//! Modules mirror the core: [`policy`] wraps `helios_core::policy`, [`error`] maps
+//! Modules mirror the core: [`policy`] wraps `helios_core::policy`, [`gate`] wraps
+//! `helios_core::gate` and the Lacework lookup, [`error`] maps
 //! `helios_core::error`, and [`convert`] turns Python values into JSON.
 
 mod convert;
 mod error;
+mod gate;
 mod policy;
 
 use pyo3::prelude::*;
@@ -27,5 +29,7 @@ fn _helios(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add_class::<policy::Evaluator>()?;
     m.add_function(wrap_pyfunction!(policy::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(gate::scan, m)?)?;
+    m.add_function(wrap_pyfunction!(gate::gate, m)?)?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::error::to_py;
 /// be shared by threads (evaluation releases the GIL).
 #[pyclass(frozen, module = "helios", name = "Evaluator")]
 pub struct Evaluator {
-    inner: EmbeddedEvaluator,
+    pub(crate) inner: EmbeddedEvaluator,
     package: String,
 }
 
@@ -26,7 +26,7 @@ impl Evaluator {
     /// Loads and prepares the policies (the shipped default policy when `policy` is None).
     #[new]
     #[pyo3(signature = (policy=None, *, data=None, package="helios", rego_v0=false, time_limit_ms=None))]
-    fn new(
+    pub(crate) fn new(
         py: Python<'_>,
         policy: Option<&Bound<'_, PyAny>>,
         data: Option<&Bound<'_, PyAny>>,

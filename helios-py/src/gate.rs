@@ -1,0 +1,151 @@
+//! `helios_core::gate` and the Lacework lookup for Python: `scan` and `gate`, what `helios scan`
+//! and `helios gate` do, for CI scripts.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use helios_core::gate::{Gate, GateOutcome};
+use helios_core::image::ImageRef;
+use helios_core::scan::ScanReport;
+use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::convert::{object_to_json, type_name};
+use crate::error::to_py;
+use crate::policy::Evaluator;
+
+/// The runtime the core's async Lacework client runs on, built on first use and shared by every
+/// call (so the client's connections and timers live on one runtime). Two workers: the calls
+/// block on it from Python threads, the workers only drive I/O.
+fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("helios-py")
+        .enable_all()
+        .build()
+        .map_err(|e| PyRuntimeError::new_err(format!("helios: cannot start a runtime: {e}")))?;
+    // Another thread may have won the race; its runtime is as good, this one is dropped.
+    let _ = RUNTIME.set(rt);
+    RUNTIME
+        .get()
+        .ok_or_else(|| PyRuntimeError::new_err("helios: runtime unavailable"))
+}
+
+/// Seconds (a float) → a wait; negative, NaN or infinite waits are a `ValueError`.
+fn wait_of(seconds: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        PyValueError::new_err(format!(
+            "wait must be a non-negative finite number of seconds, got {seconds}"
+        ))
+    })
+}
+
+fn parse_image(py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<ImageRef> {
+    let Ok(text) = image.extract::<&str>() else {
+        return Err(PyTypeError::new_err(format!(
+            "image must be a str, not {}",
+            type_name(image)
+        )));
+    };
+    ImageRef::parse(text).map_err(|e| to_py(py, &e))
+}
+
+/// The Lacework scan of `image` as a dict (the scan report), requesting an on-demand scan and
+/// waiting up to `wait` seconds when Lacework has none (0: answer `pending` at once), or never
+/// with `no_scan`. Service failures raise (`AuthError`, `UnavailableError`, `RemoteError`).
+#[pyfunction]
+#[pyo3(signature = (image, *, wait=600.0, no_scan=false, profile=None))]
+pub fn scan<'py>(
+    image: &Bound<'py, PyAny>,
+    wait: f64,
+    no_scan: bool,
+    profile: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = image.py();
+    let image = parse_image(py, image)?;
+    let lookup = LaceworkLookup {
+        profile,
+        wait: wait_of(wait)?,
+        no_scan,
+        on_failure: ServiceFailure::Error,
+    };
+    let rt = runtime()?;
+    let report = py
+        .detach(|| rt.block_on(scan_image(&image, &lookup)))
+        .map_err(|e| to_py(py, &e))?;
+    Ok(pythonize::pythonize(py, &report)?)
+}
+
+/// Where `gate` takes the scan from.
+enum ScanFrom {
+    /// A scan file.
+    File(PathBuf),
+    /// Lacework, through the shared runtime.
+    Lacework(&'static tokio::runtime::Runtime),
+}
+
+/// Decides whether `image` may ship, as `helios gate` does: the scan from `scan_file`, else
+/// from Lacework; the policy; `{"decision", "input", "exit_code"}`.
+#[pyfunction]
+#[pyo3(signature = (image, *, scan_file=None, policy=None, data=None, package="helios", ci=None, wait=600.0, no_scan=false, profile=None))]
+#[allow(clippy::too_many_arguments)] // Python keyword arguments, one per CLI flag.
+pub fn gate<'py>(
+    image: &Bound<'py, PyAny>,
+    scan_file: Option<&Bound<'py, PyAny>>,
+    policy: Option<&Bound<'py, PyAny>>,
+    data: Option<&Bound<'py, PyAny>>,
+    package: &str,
+    ci: Option<&Bound<'py, PyAny>>,
+    wait: f64,
+    no_scan: bool,
+    profile: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = image.py();
+    let image = parse_image(py, image)?;
+    let scan_file = match scan_file {
+        Some(f) if !f.is_none() => Some(f.extract::<PathBuf>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "scan_file must be a path (str or os.PathLike), not {}",
+                type_name(f)
+            ))
+        })?),
+        _ => None,
+    };
+    let ci = match ci {
+        Some(c) if !c.is_none() => Some(object_to_json(c, "ci")?),
+        _ => None,
+    };
+    let lookup = LaceworkLookup {
+        profile,
+        wait: wait_of(wait)?,
+        no_scan,
+        // As the CLI: a Lacework failure is an `unavailable` scan, and the policy decides.
+        on_failure: ServiceFailure::Report,
+    };
+    // Arguments first, then the policy (compiled without the GIL), then the scan.
+    let evaluator = Evaluator::new(py, policy, data, package, false, None)?.inner;
+    let from = match scan_file {
+        Some(path) => ScanFrom::File(path),
+        None => ScanFrom::Lacework(runtime()?),
+    };
+    let outcome: helios_core::Result<GateOutcome> = py.detach(|| {
+        let scan = match &from {
+            ScanFrom::File(path) => ScanReport::from_scan_file(path, image.digest.as_deref())?,
+            ScanFrom::Lacework(rt) => rt.block_on(scan_image(&image, &lookup))?,
+        };
+        Gate::new(evaluator).check_sync(image, scan, ci)
+    });
+    let outcome = outcome.map_err(|e| to_py(py, &e))?;
+    let exit_code = outcome.exit_code();
+    let result = pythonize::pythonize(py, &outcome)?;
+    let dict = result.cast::<PyDict>()?;
+    dict.set_item("exit_code", exit_code)?;
+    Ok(result)
+}
