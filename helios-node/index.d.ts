@@ -95,6 +95,81 @@ export declare class Evaluator {
   evaluateSync(input: PolicyInput): Decision
 }
 
+/** A scan report: `input.scan` of the input contract (docs/policies.md). */
+export interface ScanReport {
+  /** Where the scan stands. */
+  status: 'completed' | 'pending' | 'not_found' | 'failed' | 'unavailable'
+  /** Which scanner or source produced it: `lacework`, `file`, ... */
+  source: string
+  /** The scanner's id for this scan (Lacework's `evalGuid`, or the on-demand request id). */
+  id: string | null
+  /** When the image was scanned, RFC 3339 in UTC. */
+  scanned_at: string | null
+  /** Why, when `status` is `failed` or `unavailable`. */
+  error: string | null
+  /** Counts over `vulnerabilities`. */
+  summary: { total: number; [severity: string]: number }
+  /** The findings. */
+  vulnerabilities: Record<string, unknown>[]
+}
+
+/** What `gate` decided, with the exact input it decided on (the build artifact). */
+export interface GateResult {
+  decision: Decision
+  input: PolicyInput
+  /** The CI exit code: 0 allowed, 1 denied. */
+  exit_code: 0 | 1
+}
+
+/** Options of `scan`: how to reach Lacework and what to do when it has no scan. */
+export interface ScanOptions {
+  /** Seconds to wait for an on-demand scan when Lacework has none (default 600; 0: answer `pending` at once). */
+  wait?: number
+  /** Never request an on-demand scan: an image without one is `not_found`. */
+  noScan?: boolean
+  /** The Lacework CLI profile of `~/.lacework.toml` (default `LW_PROFILE`, else `default`). */
+  profile?: string
+}
+
+/** Options of `gate` and `gateSync`. */
+export interface GateOptions extends ScanOptions {
+  /** The image's scan file (a Lacework v2 search response, its rows, or a Helios report); absent means ask Lacework. */
+  scanFile?: string
+  /** As for `evaluate`: policy files or directories; absent means the shipped default policy. */
+  policy?: string | string[]
+  /** A data document merged under `data`. */
+  data?: Record<string, unknown>
+  /** The package whose document is the decision (default `helios`). */
+  package?: string
+  /** CI context passed to the policy as `input.ci`. */
+  ci?: Record<string, unknown>
+}
+
+/**
+ * The Lacework scan of `image`, as `helios scan` prints it, off the JS thread. Settings come from
+ * `LW_ACCOUNT`, `LW_API_KEY`, `LW_API_SECRET` (`LW_SUBACCOUNT`) or a `~/.lacework.toml` profile.
+ *
+ * @throws {HeliosError} synchronously with `code === 'StringExpected'` / `'InvalidArg'` for
+ *   arguments of the wrong type; the promise rejects with `invalid_image`, or `auth` /
+ *   `unavailable` / `remote` when Lacework rejects the credentials, cannot be reached or errs.
+ */
+export declare function scan(image: string, options?: ScanOptions | null): Promise<ScanReport>
+
+/**
+ * Decides whether `image` may ship, as `helios gate` does: the scan from `scanFile`, else from
+ * Lacework (a Lacework failure becomes an `unavailable` scan, which the policy judges), then
+ * the policy. Runs on the libuv thread pool.
+ *
+ * @example
+ * const { exit_code, decision } = await gate('registry.example.com/team/app:1.4', { ci: { pipeline: 'build' } })
+ * decision.violations.forEach((v) => console.log(v.msg))
+ * process.exitCode = exit_code
+ */
+export declare function gate(image: string, options?: GateOptions | null): Promise<GateResult>
+
+/** {@link gate} on the calling thread (blocks it while Lacework is asked). */
+export declare function gateSync(image: string, options?: GateOptions | null): GateResult
+
 /** The version of this package (and of the Rust core it wraps). */
 export declare const VERSION: string
 

@@ -30,6 +30,9 @@ module.exports = {
   evaluate: native.evaluate,
   evaluateSync: native.evaluateSync,
   Evaluator: native.Evaluator,
+  scan: native.scan,
+  gate: native.gate,
+  gateSync: native.gateSync,
   VERSION: native.VERSION,
   ERROR_CODES: Object.freeze(native.errorCodes()),
 }

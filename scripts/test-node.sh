@@ -17,5 +17,10 @@ export CARGO_BUILD_TARGET
 echo "==> npm ci (builds the addon through the prepare script)"
 npm ci --no-audit --no-fund
 
+echo "==> building the Lacework API emulator (the Lacework tests run it as a subprocess)"
+cargo build --quiet -p helios-lacework-emulator
+HELIOS_LACEWORK_EMULATOR="$root/target/$CARGO_BUILD_TARGET/debug/helios-lacework-emulator"
+export HELIOS_LACEWORK_EMULATOR
+
 echo "==> node --test"
 node --test "$@" test/

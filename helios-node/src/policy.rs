@@ -46,7 +46,11 @@ fn read_options(options: Option<Unknown<'_>>) -> napi::Result<EvaluateOptions> {
 /// The core builder for `options`, checked but not yet built (building reads and compiles
 /// policies, which the async path does off the JS thread).
 fn builder(options: Option<Unknown<'_>>) -> napi::Result<Result<BuildPlan, CoreError>> {
-    let options = read_options(options)?;
+    plan(read_options(options)?)
+}
+
+/// The core builder for options already read (shared with `gate`).
+pub(crate) fn plan(options: EvaluateOptions) -> napi::Result<Result<BuildPlan, CoreError>> {
     let time_limit = match options.time_limit_ms {
         None => None,
         Some(ms) if ms >= 0.0 => match Duration::try_from_secs_f64(ms / 1000.0) {
@@ -90,7 +94,7 @@ fn builder(options: Option<Unknown<'_>>) -> napi::Result<Result<BuildPlan, CoreE
 }
 
 /// A checked builder, ready to read and compile the policies.
-struct BuildPlan(helios_core::policy::EmbeddedBuilder);
+pub(crate) struct BuildPlan(pub(crate) helios_core::policy::EmbeddedBuilder);
 
 /// The input must be a plain object (the input contract); arrays and scalars are bad arguments.
 fn check_input(input: Value) -> napi::Result<Value> {

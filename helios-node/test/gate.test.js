@@ -1,0 +1,175 @@
+'use strict'
+// scan, gate and gateSync: against the project's Lacework API emulator (the same one the Rust
+// suite uses, run as a subprocess) and against scan files.
+
+const assert = require('node:assert/strict')
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const readline = require('node:readline')
+const { test, before, after } = require('node:test')
+
+const helios = require('..')
+const { FIXTURES } = require('./helpers')
+
+const ROOT = path.resolve(FIXTURES, '..', '..')
+const EXAMPLES = path.join(ROOT, 'examples', 'scans')
+const NGINX = `nginx:1.25@sha256:${'b'.repeat(64)}` // critical CVE-2024-1000 (fixable)
+const UNKNOWN = `registry.example.com/team/new@sha256:${'d'.repeat(64)}`
+const LW_VARS = ['LW_ACCOUNT', 'LW_SUBACCOUNT', 'LW_API_KEY', 'LW_API_SECRET', 'LW_PROFILE', 'LW_API_SERVER_URL']
+
+/** The emulator built by scripts/test-node.sh (HELIOS_LACEWORK_EMULATOR), else cargo's usual paths. */
+function emulatorBinary() {
+  if (process.env.HELIOS_LACEWORK_EMULATOR) return process.env.HELIOS_LACEWORK_EMULATOR
+  const triple = process.env.CARGO_BUILD_TARGET || ''
+  return [path.join(ROOT, 'target', triple, 'debug'), path.join(ROOT, 'target', 'debug')]
+    .map((dir) => path.join(dir, 'helios-lacework-emulator'))
+    .find((p) => fs.existsSync(p))
+}
+
+const binary = emulatorBinary()
+const skip = binary && fs.existsSync(binary) ? false : 'the Lacework emulator is not built: run scripts/test-node.sh'
+let child
+let emu
+
+before(async () => {
+  if (skip) return
+  // --stdin-lifetime: the emulator exits when our end of its stdin closes (or we die).
+  child = spawn(binary, ['--port', '0', '--scan-duration-ms', '100', '--stdin-lifetime'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const lines = readline.createInterface({ input: child.stdout })
+  const [line] = await Promise.race([
+    require('node:events').once(lines, 'line'),
+    require('node:events').once(child, 'exit').then(([code]) => {
+      throw new Error(`emulator exited with ${code}`)
+    }),
+  ])
+  emu = JSON.parse(line)
+  useEmulator()
+})
+
+after(() => {
+  if (child) child.stdin.end()
+})
+
+/** Lacework settings pointing at the emulator, and a HOME without ~/.lacework.toml. */
+function useEmulator(overrides = {}) {
+  for (const v of LW_VARS) delete process.env[v]
+  process.env.HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'helios-node-home-'))
+  Object.assign(process.env, { LW_ACCOUNT: emu.url, LW_API_KEY: emu.key_id, LW_API_SECRET: emu.secret }, overrides)
+}
+
+async function scanCount() {
+  const counters = await (await fetch(`${emu.url}/__admin/counters`)).json()
+  return counters.scan ?? 0
+}
+
+const codes = (findings) => findings.map((f) => f.code)
+
+test('gate denies an image with a critical in Lacework; scan returns its report', { skip }, async () => {
+  useEmulator()
+  const result = await helios.gate(NGINX, { ci: { pipeline: 'build' } })
+  assert.equal(result.exit_code, 1)
+  assert.equal(result.decision.allowed, false)
+  assert.equal(result.decision.policy.id, 'helios.default')
+  assert.ok(result.decision.violations.some((v) => v.msg.includes('CVE-2024-1000')), JSON.stringify(result.decision))
+  assert.equal(result.input.stage, 'ci')
+  assert.deepEqual(result.input.ci, { pipeline: 'build' })
+  assert.equal(result.input.scan.source, 'lacework')
+
+  const report = await helios.scan(NGINX)
+  assert.equal(report.status, 'completed')
+  assert.equal(report.summary.total, 5)
+  assert.deepEqual(report, result.input.scan)
+  // gateSync decides the same on the JS thread.
+  assert.deepEqual(helios.gateSync(NGINX, { ci: { pipeline: 'build' } }).decision, result.decision)
+})
+
+test('an unknown digest with noScan is not_found and denied as unscanned', { skip }, async () => {
+  useEmulator()
+  const before = await scanCount()
+  assert.equal((await helios.scan(UNKNOWN, { noScan: true })).status, 'not_found')
+  const result = await helios.gate(UNKNOWN, { noScan: true })
+  assert.equal(result.input.scan.status, 'not_found')
+  assert.equal(result.decision.allowed, false)
+  assert.equal(result.exit_code, 1)
+  assert.deepEqual(codes(result.decision.violations), ['unscanned'])
+  const lenient = await helios.gate(UNKNOWN, { noScan: true, data: { helios: { config: { allow_unscanned: true } } } })
+  assert.equal(lenient.exit_code, 0)
+  assert.deepEqual(codes(lenient.decision.warnings), ['unscanned'])
+  assert.equal(await scanCount(), before)
+})
+
+test('waiting runs on-demand scans, concurrently: findings, and a clean image allowed', { skip }, async () => {
+  useEmulator()
+  const before = await scanCount()
+  const [report, result] = await Promise.all([
+    helios.scan(`registry.example.com/team/fresh@sha256:${'e'.repeat(64)}`, { wait: 60 }),
+    helios.gate(`registry.example.com/team/clean-app@sha256:${'f'.repeat(64)}`, { wait: 60 }),
+  ])
+  assert.equal(report.status, 'completed', JSON.stringify(report))
+  assert.ok(report.summary.total >= 1 && report.summary.total <= 3)
+  assert.equal(result.input.scan.status, 'completed')
+  assert.equal(result.input.scan.summary.total, 0)
+  assert.equal(result.decision.allowed, true)
+  assert.equal(result.exit_code, 0)
+  assert.equal(await scanCount(), before + 2)
+  const pending = await helios.scan(`registry.example.com/team/later@sha256:${'c'.repeat(63)}1`, { wait: 0 })
+  assert.equal(pending.status, 'pending')
+  assert.ok(pending.id)
+})
+
+test('a wrong secret rejects with code auth, never showing the secret', { skip }, async () => {
+  const wrong = '_definitely_wrong_secret_0123'
+  useEmulator({ LW_API_SECRET: wrong })
+  await assert.rejects(helios.scan(NGINX), (err) => {
+    assert.equal(err.code, 'auth')
+    assert.ok(!err.message.includes(wrong), err.message)
+    assert.ok(!err.message.includes(emu.secret), err.message)
+    return true
+  })
+  // The gate, as `helios gate`, lets the policy judge the unavailable scan.
+  const result = await helios.gate(NGINX)
+  assert.equal(result.input.scan.status, 'unavailable')
+  assert.deepEqual(codes(result.decision.violations), ['unscanned'])
+  assert.ok(!JSON.stringify(result).includes(wrong))
+  useEmulator()
+})
+
+test('gate with scan files', async () => {
+  const image = 'registry.example.com/shop/web:1.4'
+  const denied = await helios.gate(image, { scanFile: path.join(EXAMPLES, 'sample-lacework-scan.json') })
+  assert.equal(denied.exit_code, 1)
+  assert.ok(codes(denied.decision.violations).includes('critical'))
+  assert.deepEqual(helios.evaluateSync(denied.input), denied.decision)
+  const allowed = helios.gateSync(image, { scanFile: path.join(EXAMPLES, 'clean-scan.json') })
+  assert.equal(allowed.exit_code, 0)
+  assert.equal(allowed.decision.allowed, true)
+  const advisory = await helios.gate(image, {
+    scanFile: path.join(EXAMPLES, 'sample-lacework-scan.json'),
+    policy: path.join(FIXTURES, 'policies', 'warn_only.rego'),
+    package: 'helios',
+  })
+  assert.equal(advisory.exit_code, 0)
+  assert.ok(advisory.decision.warnings.some((w) => w.msg === 'image is not pinned by digest'))
+  await assert.rejects(helios.gate(image, { scanFile: path.join(os.tmpdir(), 'helios-missing-scan.json') }), { code: 'io' })
+})
+
+test('bad arguments throw or reject with a code, never crash', async () => {
+  const clean = { scanFile: path.join(EXAMPLES, 'clean-scan.json') }
+  assert.throws(() => helios.gate(123, clean), (err) => typeof err.code === 'string' && !helios.ERROR_CODES.includes(err.code))
+  assert.throws(() => helios.scan(null), (err) => typeof err.code === 'string')
+  assert.throws(() => helios.gateSync(undefined), (err) => typeof err.code === 'string')
+  for (const bad of ['', 'Not A Valid Image!!', 'registry.example.com/app@sha256:short']) {
+    await assert.rejects(helios.gate(bad, clean), { code: 'invalid_image' })
+    await assert.rejects(helios.scan(bad, { noScan: true }), { code: 'invalid_image' })
+    assert.throws(() => helios.gateSync(bad, clean), { code: 'invalid_image' })
+  }
+  assert.throws(() => helios.scan('nginx:1.25', { wait: -1 }), { code: 'InvalidArg' })
+  assert.throws(() => helios.gate('nginx:1.25', { wait: NaN }), { code: 'InvalidArg' })
+  assert.throws(() => helios.gate('nginx:1.25', { ...clean, ci: 'pipeline=build' }), { code: 'InvalidArg' })
+  assert.throws(() => helios.gate('nginx:1.25', 'options'), { code: 'InvalidArg' })
+  assert.throws(() => helios.gate('nginx:1.25', { scanFile: 42 }), (err) => typeof err.code === 'string')
+})
