@@ -124,13 +124,7 @@ impl LaceworkSource {
         );
         match self.no_scan {
             NoScan::ScanAndWait { wait } => {
-                self.finish(
-                    image,
-                    &key,
-                    &request_id,
-                    deadline.min(Instant::now() + wait),
-                )
-                .await
+                self.finish(image, &key, &request_id, wait, deadline).await
             }
             _ => Ok(pending(&request_id)),
         }
@@ -146,31 +140,26 @@ impl LaceworkSource {
     ) -> Result<ScanReport> {
         match (state, self.no_scan) {
             (ScanState::Scanning, NoScan::ScanAndWait { wait }) => {
-                self.finish(image, key, request_id, deadline.min(Instant::now() + wait))
-                    .await
+                self.finish(image, key, request_id, wait, deadline).await
             }
             (ScanState::Scanning, _) => Ok(pending(request_id)),
             (state, _) => self.settle(image, key, request_id, state, deadline).await,
         }
     }
 
+    /// Waits up to `wait` for the scan, then fetches its rows; both within the caller's
+    /// `deadline`, which is never extended.
     async fn finish(
         &self,
         image: &ImageRef,
         key: &str,
         request_id: &str,
-        until: Instant,
+        wait: Duration,
+        deadline: Instant,
     ) -> Result<ScanReport> {
+        let until = deadline.min(Instant::now() + wait);
         let state = self.client.wait_for_scan(request_id, until).await?;
-        // Fetching the rows may run a little past the wait; the caller's deadline still holds.
-        self.settle(
-            image,
-            key,
-            request_id,
-            state,
-            until + Duration::from_secs(10),
-        )
-        .await
+        self.settle(image, key, request_id, state, deadline).await
     }
 
     async fn settle(
