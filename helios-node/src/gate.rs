@@ -6,10 +6,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use helios_core::Error as CoreError;
-use helios_core::gate::{Gate, GateOutcome};
+use helios_core::gate::{Gate, ScanFrom};
 use helios_core::image::ImageRef;
 use helios_core::policy::EmbeddedBuilder;
-use helios_core::scan::ScanReport;
 use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
 use napi::bindgen_prelude::{AsyncTask, Either, FromNapiValue, ToNapiValue, Unknown};
 use napi::{Env, ScopedTask, ValueType};
@@ -128,8 +127,7 @@ enum Job {
 pub struct GateJob {
     image: Result<ImageRef, CoreError>,
     policy: Result<EmbeddedBuilder, CoreError>,
-    scan_file: Option<PathBuf>,
-    lookup: LaceworkLookup,
+    from: ScanFrom,
     ci: Option<Value>,
 }
 
@@ -158,8 +156,10 @@ fn gate_job(image: String, options: Option<Unknown<'_>>) -> napi::Result<GateJob
     Ok(GateJob {
         image: ImageRef::parse(&image),
         policy,
-        scan_file: options.scan_file.map(PathBuf::from),
-        lookup,
+        from: match options.scan_file {
+            Some(path) => ScanFrom::File(PathBuf::from(path)),
+            None => ScanFrom::Lacework(lookup),
+        },
         ci,
     })
 }
@@ -169,12 +169,8 @@ impl GateJob {
     fn run(self) -> Result<Value, CoreError> {
         let image = self.image?;
         let evaluator = self.policy?.build()?;
-        let scan = match &self.scan_file {
-            Some(path) => ScanReport::from_scan_file(path, image.digest.as_deref())?,
-            None => block_on(scan_image(&image, &self.lookup))?,
-        };
-        let outcome = Gate::new(evaluator).check_sync(image, scan, self.ci)?;
-        outcome_value(&outcome)
+        let outcome = block_on(Gate::new(evaluator).check_image(image, &self.from, self.ci))?;
+        to_json(&outcome, "gate outcome")
     }
 }
 
@@ -189,14 +185,6 @@ fn block_on<T>(
             reason: e.reason.clone(),
         }),
     }
-}
-
-fn outcome_value(outcome: &GateOutcome) -> Result<Value, CoreError> {
-    let mut value = to_json(outcome, "gate outcome")?;
-    if let Value::Object(map) = &mut value {
-        map.insert("exit_code".to_string(), Value::from(outcome.exit_code()));
-    }
-    Ok(value)
 }
 
 /// Serializes a core value for JavaScript (serde_json's `json!` would panic on failure).

@@ -5,13 +5,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use helios_core::gate::{Gate, GateOutcome};
+use helios_core::gate::{Gate, ScanFrom};
 use helios_core::image::ImageRef;
-use helios_core::scan::ScanReport;
 use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use crate::convert::{object_to_json, type_name};
 use crate::error::to_py;
@@ -83,14 +81,6 @@ pub fn scan<'py>(
     Ok(pythonize::pythonize(py, &report)?)
 }
 
-/// Where `gate` takes the scan from.
-enum ScanFrom {
-    /// A scan file.
-    File(PathBuf),
-    /// Lacework, through the shared runtime.
-    Lacework(&'static tokio::runtime::Runtime),
-}
-
 /// Decides whether `image` may ship, as `helios gate` does: the scan from `scan_file`, else
 /// from Lacework; the policy; `{"decision", "input", "exit_code"}`.
 #[pyfunction]
@@ -122,30 +112,21 @@ pub fn gate<'py>(
         Some(c) if !c.is_none() => Some(object_to_json(c, "ci")?),
         _ => None,
     };
-    let lookup = LaceworkLookup {
-        profile,
-        wait: wait_of(wait)?,
-        no_scan,
-        // As the CLI: a Lacework failure is an `unavailable` scan, and the policy decides.
-        on_failure: ServiceFailure::Report,
+    let from = match scan_file {
+        Some(path) => ScanFrom::File(path),
+        None => ScanFrom::Lacework(LaceworkLookup {
+            profile,
+            wait: wait_of(wait)?,
+            no_scan,
+            // As the CLI: a Lacework failure is an `unavailable` scan, and the policy decides.
+            on_failure: ServiceFailure::Report,
+        }),
     };
     // Arguments first, then the policy (compiled without the GIL), then the scan.
     let evaluator = Evaluator::new(py, policy, data, package, false, None)?.inner;
-    let from = match scan_file {
-        Some(path) => ScanFrom::File(path),
-        None => ScanFrom::Lacework(runtime()?),
-    };
-    let outcome: helios_core::Result<GateOutcome> = py.detach(|| {
-        let scan = match &from {
-            ScanFrom::File(path) => ScanReport::from_scan_file(path, image.digest.as_deref())?,
-            ScanFrom::Lacework(rt) => rt.block_on(scan_image(&image, &lookup))?,
-        };
-        Gate::new(evaluator).check_sync(image, scan, ci)
-    });
-    let outcome = outcome.map_err(|e| to_py(py, &e))?;
-    let exit_code = outcome.exit_code();
-    let result = pythonize::pythonize(py, &outcome)?;
-    let dict = result.cast::<PyDict>()?;
-    dict.set_item("exit_code", exit_code)?;
-    Ok(result)
+    let rt = runtime()?;
+    let outcome = py
+        .detach(|| rt.block_on(Gate::new(evaluator).check_image(image, &from, ci)))
+        .map_err(|e| to_py(py, &e))?;
+    Ok(pythonize::pythonize(py, &outcome)?)
 }

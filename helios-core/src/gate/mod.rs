@@ -4,12 +4,36 @@ mod report;
 
 pub use report::ReportFormat;
 
+use std::path::PathBuf;
+
 use serde::Serialize;
+use serde::ser::SerializeStruct;
 
 use crate::error::Result;
 use crate::image::ImageRef;
 use crate::policy::{Decision, EmbeddedEvaluator, PolicyEvaluator, PolicyInput};
 use crate::scan::ScanReport;
+use crate::scan::lacework::{LaceworkLookup, scan_image};
+
+/// Where a gate takes an image's scan from.
+#[derive(Debug, Clone)]
+pub enum ScanFrom {
+    /// A scan file ([`ScanReport::from_scan_file`]), narrowed to the image's digest when the
+    /// reference pins one.
+    File(PathBuf),
+    /// Lacework, looked up as [`scan_image`] does.
+    Lacework(LaceworkLookup),
+}
+
+impl ScanFrom {
+    /// The scan of `image`.
+    pub async fn report(&self, image: &ImageRef) -> Result<ScanReport> {
+        match self {
+            ScanFrom::File(path) => ScanReport::from_scan_file(path, image.digest.as_deref()),
+            ScanFrom::Lacework(lookup) => scan_image(image, lookup).await,
+        }
+    }
+}
 
 /// Runs images through a policy for a CI pipeline.
 #[derive(Debug, Clone)]
@@ -18,7 +42,9 @@ pub struct Gate<E> {
 }
 
 /// What a gate decided about one image, with the input it decided on (the build artifact).
-#[derive(Debug, Clone, Serialize)]
+///
+/// Serialises as `{"decision": …, "input": …, "exit_code": 0|1}`.
+#[derive(Debug, Clone)]
 pub struct GateOutcome {
     /// The decision.
     pub decision: Decision,
@@ -30,6 +56,17 @@ impl<E: PolicyEvaluator> Gate<E> {
     /// A gate deciding with `evaluator`.
     pub fn new(evaluator: E) -> Self {
         Gate { evaluator }
+    }
+
+    /// Decides on `image`, taking its scan from `from`.
+    pub async fn check_image(
+        &self,
+        image: ImageRef,
+        from: &ScanFrom,
+        ci: Option<serde_json::Value>,
+    ) -> Result<GateOutcome> {
+        let scan = from.report(&image).await?;
+        self.check(image, scan, ci).await
     }
 
     /// Decides on `image` given its `scan` and the caller's CI context.
@@ -64,5 +101,15 @@ impl GateOutcome {
     /// for errors).
     pub fn exit_code(&self) -> i32 {
         if self.decision.allowed { 0 } else { 1 }
+    }
+}
+
+impl Serialize for GateOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("GateOutcome", 3)?;
+        s.serialize_field("decision", &self.decision)?;
+        s.serialize_field("input", &self.input)?;
+        s.serialize_field("exit_code", &self.exit_code())?;
+        s.end()
     }
 }

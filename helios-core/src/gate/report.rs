@@ -17,7 +17,7 @@ use crate::policy::Finding;
 pub enum ReportFormat {
     /// A readable summary for build logs.
     Text,
-    /// The artifact: `{"decision": …, "input": …}`.
+    /// The artifact: `{"decision": …, "input": …, "exit_code": …}`.
     Json,
     /// A Markdown table and lists.
     Markdown,
@@ -80,7 +80,7 @@ impl GateOutcome {
     pub fn render(&self, format: ReportFormat) -> String {
         match format {
             ReportFormat::Text => self.to_text(),
-            ReportFormat::Json => pretty(&json!({"decision": self.decision, "input": self.input})),
+            ReportFormat::Json => pretty(&json!(self)),
             ReportFormat::Markdown => self.to_markdown(),
             ReportFormat::Junit => self.to_junit(),
             ReportFormat::Sarif => pretty(&self.to_sarif()),
