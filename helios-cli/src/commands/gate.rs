@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use helios_core::gate::{Gate, ReportFormat};
 use helios_core::image::ImageRef;
-use helios_core::scan::ScanReport;
 use helios_core::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -70,10 +69,10 @@ fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
 /// Prints the decision; exit 0 when allowed, 1 when denied.
 pub async fn run(args: GateArgs) -> Result<u8> {
     let image = ImageRef::parse(&args.image)?;
-    let scan = match &args.scan_file {
-        Some(path) => ScanReport::from_scan_file(path, image.digest.as_deref())?,
-        None => args.lacework.report(&image).await?,
-    };
+    let scan = args
+        .lacework
+        .report(&image, args.scan_file.as_deref())
+        .await?;
     let ci = (!args.ci.is_empty()).then(|| {
         Value::Object(
             args.ci

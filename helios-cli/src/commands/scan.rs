@@ -2,12 +2,14 @@
 //! `helios gate` uses when no `--scan-file` is given.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use helios_core::Result;
+use helios_core::gate::ScanFrom;
 use helios_core::image::ImageRef;
-use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
+use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure};
 use helios_core::scan::{ScanReport, ScanStatus};
 
 use super::to_json;
@@ -42,11 +44,23 @@ impl LaceworkArgs {
         }
     }
 
-    /// The scan of `image` from Lacework, with a spinner on a terminal while it takes long.
-    pub async fn report(&self, image: &ImageRef) -> Result<ScanReport> {
-        let spinner = Spinner::start(&format!("asking Lacework about {}", image.reference));
-        let report = scan_image(image, &self.lookup()).await;
-        spinner.stop();
+    /// The scan of `image` from a scan `file`, else from Lacework with these flags (with a
+    /// spinner on a terminal while Lacework takes long).
+    pub async fn report(&self, image: &ImageRef, file: Option<&Path>) -> Result<ScanReport> {
+        let (from, spinner) = match file {
+            Some(path) => (ScanFrom::File(path.to_path_buf()), None),
+            None => (
+                ScanFrom::Lacework(self.lookup()),
+                Some(Spinner::start(&format!(
+                    "asking Lacework about {}",
+                    image.reference
+                ))),
+            ),
+        };
+        let report = from.report(image).await;
+        if let Some(spinner) = spinner {
+            spinner.stop();
+        }
         report
     }
 }
@@ -66,7 +80,7 @@ pub struct ScanArgs {
 /// not be asked (`unavailable`).
 pub async fn run(args: ScanArgs) -> Result<u8> {
     let image = ImageRef::parse(&args.image)?;
-    let report = args.lacework.report(&image).await?;
+    let report = args.lacework.report(&image, None).await?;
     println!("{}", to_json(&report));
     Ok(if report.status == ScanStatus::Unavailable {
         2
