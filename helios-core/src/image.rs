@@ -28,6 +28,15 @@ pub struct ImageRef {
     pub tag: Option<String>,
     /// The manifest digest (`sha256:…`) when the reference pins one.
     pub digest: Option<String>,
+    /// The digest the registry resolved the tag to (for a multi-arch image, the index digest);
+    /// `null` when the image was not resolved. Added to input contract v1 (absent in older
+    /// documents reads as `null`).
+    #[serde(default)]
+    pub resolved_digest: Option<String>,
+    /// The platform manifest digest chosen from a multi-arch index (e.g. `linux/amd64`);
+    /// `null` for single-platform images and unresolved ones. Added to input contract v1.
+    #[serde(default)]
+    pub platform_digest: Option<String>,
 }
 
 impl ImageRef {
@@ -49,6 +58,8 @@ impl ImageRef {
             repository: parsed.repository().to_string(),
             tag: parsed.tag().map(str::to_string),
             digest: parsed.digest().map(str::to_string),
+            resolved_digest: None,
+            platform_digest: None,
         };
         if image.tag.is_none() && image.digest.is_none() {
             image.tag = Some("latest".into());
@@ -62,6 +73,25 @@ impl ImageRef {
         self.digest = Some(digest.into());
         self.reference = self.to_string();
         self
+    }
+}
+
+impl ImageRef {
+    /// Every digest this image may run as, most specific first and without repeats: the
+    /// platform manifest, the reference's own digest, the registry-resolved digest. A scan
+    /// lookup searches all of them (Lacework may know an image by its index or by its platform
+    /// manifest digest); empty for a tag nobody resolved.
+    pub fn candidate_digests(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::with_capacity(3);
+        for d in [&self.platform_digest, &self.digest, &self.resolved_digest]
+            .into_iter()
+            .flatten()
+        {
+            if !out.contains(&d.as_str()) {
+                out.push(d);
+            }
+        }
+        out
     }
 }
 
@@ -137,6 +167,20 @@ mod tests {
     fn user_repository_on_docker_hub() -> Result<()> {
         let image = ImageRef::parse("jmalloc/echo-server")?;
         assert_eq!(image.reference, "docker.io/jmalloc/echo-server:latest");
+        Ok(())
+    }
+
+    #[test]
+    fn candidate_digests_are_specific_first_and_unique() -> Result<()> {
+        let mut image = ImageRef::parse("registry:5000/team/app:tag")?;
+        assert!(image.candidate_digests().is_empty());
+        image.resolved_digest = Some("sha256:index".into());
+        image.platform_digest = Some("sha256:amd64".into());
+        assert_eq!(image.candidate_digests(), ["sha256:amd64", "sha256:index"]);
+        let pinned = ImageRef::parse(&format!("ghcr.io/org/tool@{DIGEST}"))?;
+        let mut pinned2 = pinned.clone();
+        pinned2.resolved_digest = Some(DIGEST.into());
+        assert_eq!(pinned2.candidate_digests(), [DIGEST]);
         Ok(())
     }
 
