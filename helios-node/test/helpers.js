@@ -1,8 +1,11 @@
 'use strict'
 // Shared helpers: the project's policy cases (tests/fixtures/cases, shared with Rust and Python).
 
+const { spawn } = require('node:child_process')
+const { once } = require('node:events')
 const fs = require('node:fs')
 const path = require('node:path')
+const readline = require('node:readline')
 
 const FIXTURES = path.resolve(__dirname, '..', '..', 'tests', 'fixtures')
 const CASES = path.join(FIXTURES, 'cases')
@@ -36,4 +39,34 @@ function readJson(rel) {
   return JSON.parse(fs.readFileSync(path.join(FIXTURES, rel), 'utf8'))
 }
 
-module.exports = { FIXTURES, CASES, loadCases, caseInput, caseOptions, readJson }
+const ROOT = path.resolve(FIXTURES, '..', '..')
+
+/** The Lacework emulator built by scripts/test-node.sh (HELIOS_LACEWORK_EMULATOR), else cargo's usual paths. */
+function emulatorBinary() {
+  if (process.env.HELIOS_LACEWORK_EMULATOR) return process.env.HELIOS_LACEWORK_EMULATOR
+  const triple = process.env.CARGO_BUILD_TARGET || ''
+  return [path.join(ROOT, 'target', triple, 'debug'), path.join(ROOT, 'target', 'debug')]
+    .map((dir) => path.join(dir, 'helios-lacework-emulator'))
+    .find((p) => fs.existsSync(p))
+}
+
+/**
+ * Starts the Lacework emulator as a subprocess; resolves to `{ child, emu }` where `emu` is its
+ * first stdout line ({ url, key_id, secret, ... }). It exits when `child.stdin` is closed.
+ */
+async function startEmulator(binary = emulatorBinary()) {
+  if (!binary || !fs.existsSync(binary)) throw new Error('the Lacework emulator is not built: run scripts/test-node.sh')
+  const child = spawn(binary, ['--port', '0', '--scan-duration-ms', '100', '--stdin-lifetime'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const lines = readline.createInterface({ input: child.stdout })
+  const [line] = await Promise.race([
+    once(lines, 'line'),
+    once(child, 'exit').then(([code]) => {
+      throw new Error(`emulator exited with ${code}`)
+    }),
+  ])
+  return { child, emu: JSON.parse(line) }
+}
+
+module.exports = { ROOT, FIXTURES, CASES, loadCases, caseInput, caseOptions, readJson, emulatorBinary, startEmulator }
