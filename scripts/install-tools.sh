@@ -18,6 +18,8 @@ mkdir -p "$TOOLS_BIN"
 # Pinned versions: bump deliberately, the tests are written against these.
 OPA_MODULE="github.com/open-policy-agent/opa"
 OPA_VERSION="v1.22.3"
+# kube-apiserver for the end-to-end admission tests, built from k8s.io/kubernetes by build-kube.sh.
+KUBERNETES_VERSION="v1.37.2"
 
 # install_go_tool NAME PACKAGE VERSION: builds PACKAGE@VERSION into $TOOLS_BIN/NAME unless a build
 # of that exact version is already there (a stamp file records which version was built).
@@ -48,13 +50,45 @@ install_go_tool() {
 
 install_opa() { install_go_tool opa "$OPA_MODULE" "$OPA_VERSION"; }
 
+install_kube() {
+    local name="$1"
+    if [[ -x "$TOOLS_BIN/$name" && "$(cat "$TOOLS_BIN/.$name.version" 2>/dev/null)" == "$KUBERNETES_VERSION" ]]; then
+        echo "install-tools: $name $KUBERNETES_VERSION already in $TOOLS_BIN"
+        return 0
+    fi
+    HELIOS_TOOLS_BIN="$TOOLS_BIN" "$ROOT/scripts/build-kube.sh" "$KUBERNETES_VERSION" "$name"
+}
+
+# etcd for kube-apiserver: the machine's (Debian's etcd-server, 3.4, serves kube-apiserver 1.37),
+# installed with apt when missing and we may; linked into the tools dir where the tests look.
+install_etcd() {
+    local found
+    found="$(command -v etcd || true)"
+    if [[ -z "$found" ]]; then
+        if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            echo "install-tools: installing Debian's etcd-server"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null ||
+                { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null; }
+            found="$(command -v etcd || true)"
+        fi
+        if [[ -z "$found" ]]; then
+            echo "install-tools: no etcd; install Debian's etcd-server (or set HELIOS_ETCD_BIN)" >&2
+            return 1
+        fi
+    fi
+    ln -sf "$found" "$TOOLS_BIN/etcd"
+    echo "install-tools: etcd $("$found" --version | sed -n 's/^etcd Version: //p') at $found"
+}
+
 tools=("$@")
 if [[ ${#tools[@]} -eq 0 ]]; then
-    tools=(opa)
+    tools=(opa etcd kube-apiserver)
 fi
 for tool in "${tools[@]}"; do
     case "$tool" in
         opa) install_opa ;;
-        *) echo "install-tools: unknown tool $tool (known: opa)" >&2; exit 2 ;;
+        etcd) install_etcd ;;
+        kube-apiserver) install_kube kube-apiserver ;;
+        *) echo "install-tools: unknown tool $tool (known: opa, etcd, kube-apiserver)" >&2; exit 2 ;;
     esac
 done

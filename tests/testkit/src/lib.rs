@@ -8,6 +8,14 @@
 //! `$HELIOS_TOOLS_BIN/opa`), else the one
 //! `scripts/install-tools.sh opa` builds there on first use (once; a minute or two).
 
+//!
+//! [`ControlPlane`] runs etcd and a real kube-apiserver (built from the `k8s.io/kubernetes` Go
+//! module) on loopback with a static admin token and an audit log.
+
+mod kube;
 mod opa;
+mod tools;
+
+pub use kube::{ADMIN_TOKEN, ControlPlane, etcd_binary, kube_apiserver_binary};
 
 pub use opa::{OpaServer, OpaServerBuilder, StartError, free_port, opa_binary, workspace_root};

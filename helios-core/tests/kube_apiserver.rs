@@ -1,0 +1,324 @@
+//! End to end behind a real kube-apiserver (built from the `k8s.io/kubernetes` module, with etcd;
+//! see `helios_testkit::ControlPlane`): the shipped `deploy/validatingwebhookconfiguration.yaml`
+//! registered with a `url` client config and `caBundle`, and objects created through the API
+//! server's REST API as kubectl would. What the client sees — the denial message, warnings, the
+//! audit log's annotations, failure policies — is what the API server made of Helios's answer.
+#![cfg(feature = "webhook")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use helios_core::admission::server::{Metrics, ServerOptions, serve};
+use helios_core::admission::{AdmissionController, ControllerConfig, Mode};
+use helios_core::policy::EmbeddedEvaluator;
+use helios_core::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
+use helios_core::scan::{CachedSource, DirSource, ScanSource};
+use helios_lacework_emulator::{Emulator, Endpoint};
+use helios_testkit::{ADMIN_TOKEN, ControlPlane};
+use serde_json::{Value, json};
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+const CLEAN: &str = "registry.example.com/team/app:1.4@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const CRITICAL: &str = "registry.example.com/team/critical:2.0@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+const DENIED: &str = "admission webhook \"images.helios.dev\" denied the request";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A Helios webhook on loopback with a certificate for `127.0.0.1`.
+struct Webhook {
+    url: String,
+    ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn webhook(source: Arc<dyn ScanSource>, config: ControllerConfig) -> TestResult<Webhook> {
+    let dir = tempfile::tempdir()?;
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])?;
+    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
+    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
+    let controller = AdmissionController::new(
+        source,
+        Arc::new(EmbeddedEvaluator::default_policy()?),
+        config,
+    );
+    let (addr, _running, _task) = serve(
+        controller,
+        ServerOptions {
+            listen: "127.0.0.1:0".parse()?,
+            tls_cert: dir.path().join("tls.crt"),
+            tls_key: dir.path().join("tls.key"),
+            reload_interval: Duration::from_secs(10),
+        },
+        Arc::new(Metrics::new()),
+    )
+    .await?;
+    Ok(Webhook {
+        url: format!("https://{addr}/validate"),
+        ca_pem: key.cert.pem(),
+        _dir: dir,
+    })
+}
+
+fn scan_dir() -> TestResult<Arc<dyn ScanSource>> {
+    Ok(Arc::new(DirSource::open(
+        root().join("tests/fixtures/admission-scans"),
+    )?))
+}
+
+/// The API server, as the admin, over its own TLS.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// A response: status, body, and the `Warning` headers.
+struct Answer {
+    status: u16,
+    body: Value,
+    warnings: Vec<String>,
+}
+
+impl Api {
+    fn new(plane: &ControlPlane) -> TestResult<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {ADMIN_TOKEN}").parse()?,
+        );
+        let mut http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(Duration::from_secs(60));
+        for cert in reqwest::Certificate::from_pem_bundle(&plane.ca_pem()?)? {
+            http = http.add_root_certificate(cert);
+        }
+        Ok(Api {
+            http: http.build()?,
+            base: plane.url(),
+        })
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> TestResult<Answer> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let warnings = response
+            .headers()
+            .get_all("warning")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Answer {
+            status,
+            body,
+            warnings,
+        })
+    }
+
+    async fn create(&self, collection: &str, object: &Value) -> TestResult<Answer> {
+        self.send(reqwest::Method::POST, collection, Some(object)).await
+    }
+
+    async fn wait_ready(&self, plane: &ControlPlane) -> TestResult {
+        let started = Instant::now();
+        loop {
+            if let Ok(answer) = self.send(reqwest::Method::GET, "/readyz", None).await
+                && answer.status == 200
+            {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(180) {
+                return Err(format!("kube-apiserver not ready:\n{}", plane.log()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Registers (or replaces) the shipped webhook configuration pointing at `url`.
+    async fn register(&self, url: &str, ca_pem: &str, failure_policy: &str) -> TestResult {
+        let shipped = std::fs::read_to_string(root().join("deploy/validatingwebhookconfiguration.yaml"))?;
+        let mut config: Value = yaml_serde::from_str(&shipped)?;
+        config["webhooks"][0]["clientConfig"] = json!({
+            "url": url,
+            "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+        });
+        config["webhooks"][0]["failurePolicy"] = json!(failure_policy);
+        let path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
+        let existing = self.send(reqwest::Method::GET, &format!("{path}/helios"), None).await?;
+        let answer = if existing.status == 200 {
+            config["metadata"]["resourceVersion"] = existing.body["metadata"]["resourceVersion"].clone();
+            self.send(reqwest::Method::PUT, &format!("{path}/helios"), Some(&config)).await?
+        } else {
+            self.create(path, &config).await?
+        };
+        if !(200..300).contains(&answer.status) {
+            return Err(format!("registering the webhook: {} {}", answer.status, answer.body).into());
+        }
+        Ok(())
+    }
+
+    /// Creates `object` (dry run) until `done` holds: the API server picks a changed webhook
+    /// configuration up asynchronously.
+    async fn until(&self, collection: &str, object: &Value, done: impl Fn(&Answer) -> bool) -> TestResult<Answer> {
+        let started = Instant::now();
+        let dry = format!("{collection}?dryRun=All");
+        loop {
+            let answer = self.create(&dry, object).await?;
+            if done(&answer) {
+                return Ok(answer);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(format!("the webhook configuration never took effect: {} {}", answer.status, answer.body).into());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+fn message(answer: &Answer) -> String {
+    answer.body["message"].as_str().unwrap_or_default().to_string()
+}
+
+fn pod_spec(image: &str) -> Value {
+    json!({"containers": [{"name": "app", "image": image}]})
+}
+
+fn deployment(name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec(image)}
+        }
+    })
+}
+
+fn pod(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+}
+
+fn cronjob(name: &str, image: &str) -> Value {
+    let mut spec = pod_spec(image);
+    spec["restartPolicy"] = json!("OnFailure");
+    json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": name},
+        "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": spec}}}}
+    })
+}
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/shop/deployments";
+const PODS: &str = "/api/v1/namespaces/shop/pods";
+const CRONJOBS: &str = "/apis/batch/v1/namespaces/shop/cronjobs";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_kube_apiserver_applies_helios_decisions() -> TestResult {
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    let api = Api::new(&plane)?;
+    api.wait_ready(&plane).await?;
+    let ns = api.create("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})).await?;
+    assert_eq!(ns.status, 201, "{}", ns.body);
+
+    // Enforce: vulnerable objects of every kind are denied with Helios's message.
+    let enforce = webhook(scan_dir()?, ControllerConfig::default()).await?;
+    api.register(&enforce.url, &enforce.ca_pem, "Fail").await?;
+    api.until(DEPLOYMENTS, &deployment("probe", CRITICAL), |a| a.status == 403).await?;
+
+    let denied = api.create(DEPLOYMENTS, &deployment("web", CRITICAL)).await?;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    let msg = message(&denied);
+    assert!(msg.contains(DENIED) && msg.contains("registry.example.com/team/critical") && msg.contains("CVE-2024-0001"), "{msg}");
+    assert_eq!(denied.body["reason"], "Forbidden", "{}", denied.body);
+
+    let created = api.create(DEPLOYMENTS, &deployment("web", CLEAN)).await?;
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    let bare = api.create(PODS, &pod("bare", pod_spec(CRITICAL))).await?;
+    assert_eq!(bare.status, 403, "{}", bare.body);
+    let mut with_init = pod_spec(CLEAN);
+    with_init["initContainers"] = json!([{"name": "setup", "image": CRITICAL}]);
+    let init = api.create(PODS, &pod("with-init", with_init)).await?;
+    assert_eq!(init.status, 403, "{}", init.body);
+    assert!(message(&init).contains("CVE-2024-0001"), "{}", init.body);
+    assert_eq!(api.create(PODS, &pod("clean", pod_spec(CLEAN))).await?.status, 201);
+
+    let cron = api.create(CRONJOBS, &cronjob("nightly", CRITICAL)).await?;
+    assert_eq!(cron.status, 403, "{}", cron.body);
+    assert_eq!(api.create(CRONJOBS, &cronjob("nightly", CLEAN)).await?.status, 201);
+
+    // Server-side dry run is decided too, and nothing is stored.
+    let dry = api.create(&format!("{DEPLOYMENTS}?dryRun=All"), &deployment("dry", CRITICAL)).await?;
+    assert_eq!(dry.status, 403, "{}", dry.body);
+    let stored = api.send(reqwest::Method::GET, &format!("{DEPLOYMENTS}/dry"), None).await?;
+    assert_eq!(stored.status, 404);
+
+    // The API server's audit log carries Helios's audit annotations for the denied create.
+    let audit = plane.audit_log();
+    let event = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["verb"] == "create" && e["objectRef"]["name"] == "web" && e["responseStatus"]["code"] == 403)
+        .ok_or("no audit event for the denied create of deployment web")?;
+    assert_eq!(event["annotations"]["images.helios.dev/decision"], "deny", "{event}");
+    assert_eq!(event["annotations"]["images.helios.dev/policy-id"], "helios.default", "{event}");
+
+    // Warn: created, with Helios's warnings returned to the client.
+    let warn = webhook(scan_dir()?, ControllerConfig { mode: Mode::Warn, ..Default::default() }).await?;
+    api.register(&warn.url, &warn.ca_pem, "Ignore").await?;
+    api.until(DEPLOYMENTS, &deployment("probe", CRITICAL), |a| a.status == 201).await?;
+    let warned = api.create(DEPLOYMENTS, &deployment("warned", CRITICAL)).await?;
+    assert_eq!(warned.status, 201, "{}", warned.body);
+    let warnings = warned.warnings.join("\n");
+    assert!(warnings.contains("CVE-2024-0001"), "{warnings}");
+
+    // Helios down: failurePolicy Fail rejects, Ignore admits.
+    let closed = format!("https://127.0.0.1:{}/validate", helios_testkit::free_port()?);
+    api.register(&closed, &enforce.ca_pem, "Fail").await?;
+    let refused = api.until(DEPLOYMENTS, &deployment("probe", CLEAN), |a| a.status >= 500).await?;
+    assert!(message(&refused).contains("failed calling webhook"), "{}", refused.body);
+    api.register(&closed, &enforce.ca_pem, "Ignore").await?;
+    api.until(DEPLOYMENTS, &deployment("probe", CLEAN), |a| a.status == 201).await?;
+    assert_eq!(api.create(DEPLOYMENTS, &deployment("unchecked", CRITICAL)).await?.status, 201);
+    Ok(())
+}
+
+/// `--dry-run=server` against the Lacework source: decided (an unknown image is `pending`), and no
+/// on-demand scan is requested; the same create without dry run requests one.
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_requests_no_lacework_scan_through_the_api_server() -> TestResult {
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    let api = Api::new(&plane)?;
+    api.wait_ready(&plane).await?;
+    api.create("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})).await?;
+
+    let emu = Emulator::builder().start().await?;
+    let client = LaceworkClient::builder()
+        .account(emu.url())
+        .api_key(emu.key_id())
+        .api_secret(emu.secret())
+        .build()?;
+    let source = Arc::new(CachedSource::new(LaceworkSource::new(client, NoScan::RequestScan)));
+    let hook = webhook(source, ControllerConfig::default()).await?;
+    api.register(&hook.url, &hook.ca_pem, "Fail").await?;
+    let unknown = format!("registry.example.com/team/new@sha256:{}", "d".repeat(64));
+    // Wait for the configuration with a dry run (no scan) that Helios answers.
+    let dry = api.until(DEPLOYMENTS, &deployment("new", &unknown), |a| a.status == 403).await?;
+    assert!(message(&dry).contains(DENIED), "{}", dry.body);
+    assert_eq!(emu.count(Endpoint::Scan), 0, "a dry run requested a scan");
+
+    let real = api.create(DEPLOYMENTS, &deployment("new", &unknown)).await?;
+    assert_eq!(real.status, 403, "{}", real.body);
+    assert!(message(&real).contains("pending"), "{}", real.body);
+    assert_eq!(emu.count(Endpoint::Scan), 1, "{:?}", emu.counters());
+    Ok(())
+}
