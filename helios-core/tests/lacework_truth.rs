@@ -420,3 +420,80 @@ async fn the_sdk_summary_fixture_is_understood_when_present() -> Result<()> {
     );
     Ok(())
 }
+
+/// One entry of `tests/fixtures/lacework-emulator/lookups.json`, shared with the Python and
+/// Node suites.
+#[derive(Debug, serde::Deserialize)]
+struct SharedLookup {
+    what: String,
+    image: String,
+    status: ScanStatus,
+    total: u64,
+    critical: u64,
+    digest: Option<String>,
+    id: Option<String>,
+    error_contains: Option<String>,
+    allowed: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct SharedLookups {
+    lookups: Vec<SharedLookup>,
+}
+
+/// The expectations the Python and Node suites check through their `scan`/`gate`, checked here
+/// through the core (the gate with the shipped default policy).
+#[tokio::test]
+async fn the_shared_lookup_expectations_hold_in_rust() -> Result<()> {
+    let path = helios_lacework_emulator::project_fixtures_dir().join("lookups.json");
+    let text = std::fs::read_to_string(&path).map_err(io)?;
+    let shared: SharedLookups = serde_json::from_str(&text).map_err(|e| Error::InvalidInput {
+        what: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    assert!(shared.lookups.len() >= 7);
+    let emu = emulator(Emulator::builder()).await?;
+    let client = builder(&emu).build()?;
+    let gate =
+        helios_core::gate::Gate::new(helios_core::policy::EmbeddedEvaluator::default_policy()?);
+    for case in &shared.lookups {
+        let mode = if case.status == ScanStatus::NotFound {
+            NoScan::None
+        } else {
+            // Known images must not be scanned again, even when a lookup may request scans.
+            NoScan::ScanAndWait {
+                wait: Duration::from_secs(5),
+            }
+        };
+        let img = image(&case.image)?;
+        let report = LaceworkSource::new(client.clone(), mode)
+            .scan(&img, within(5000))
+            .await?;
+        let what = &case.what;
+        assert_eq!(report.status, case.status, "{what}: {report:?}");
+        assert_eq!(report.summary.total, case.total, "{what}");
+        assert_eq!(report.summary.critical, case.critical, "{what}");
+        assert_eq!(report.digest, case.digest, "{what}");
+        assert_eq!(report.id, case.id, "{what}");
+        match &case.error_contains {
+            Some(part) => assert!(
+                report
+                    .error
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains(part.as_str()),
+                "{what}: {:?}",
+                report.error
+            ),
+            None => assert_eq!(report.error, None, "{what}"),
+        }
+        let outcome = gate.check(img, report, None).await?;
+        assert_eq!(
+            outcome.decision.allowed, case.allowed,
+            "{what}: {:?}",
+            outcome.decision
+        );
+    }
+    assert_eq!(emu.count(Endpoint::Scan), 0, "{:?}", emu.counters());
+    Ok(())
+}
