@@ -1,4 +1,5 @@
-//! The Lacework [`ScanSource`]: the newest assessment, and what to do when there is none.
+//! The Lacework [`ScanSource`]: the newest assessment, and what to do when Lacework has no
+//! record of an image.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
