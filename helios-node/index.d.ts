@@ -105,6 +105,10 @@ export interface ScanReport {
   id: string | null
   /** When the image was scanned, RFC 3339 in UTC. */
   scanned_at: string | null
+  /** When the scanner last evaluated that scan (later than `scanned_at` after a Lacework re-evaluation), RFC 3339 in UTC. */
+  evaluated_at: string | null
+  /** The manifest digest the scan belongs to (of the image's candidate digests, the one Lacework knows). */
+  digest: string | null
   /** Why, when `status` is `failed` or `unavailable`. */
   error: string | null
   /** Counts over `vulnerabilities`. */
@@ -123,7 +127,7 @@ export interface GateResult {
 
 /** Options of `scan`: how to reach Lacework and what to do when it has no scan. */
 export interface ScanOptions {
-  /** Seconds to wait for an on-demand scan when Lacework has none (default 600; 0: answer `pending` at once). */
+  /** Seconds to wait for an on-demand scan when Lacework has no record of the image (default 600; 0: answer `pending` at once). A clean scan is `completed`, a failed or unsupported one `failed`: neither is scanned again. */
   wait?: number
   /** Never request an on-demand scan: an image without one is `not_found`. */
   noScan?: boolean

@@ -169,3 +169,74 @@ async fn a_profile_is_read_and_bad_credentials_exit_2_without_the_secret() -> Te
     let _ = std::fs::remove_dir_all(&home);
     Ok(())
 }
+
+/// Runs `helios` off the async runtime (the emulator serves on it meanwhile).
+async fn run_helios(
+    home: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+) -> Result<Output, Box<dyn std::error::Error>> {
+    let (home, env) = (home.to_path_buf(), env.to_vec());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        helios(&home, &env, &args)
+    })
+    .await??;
+    Ok(out)
+}
+
+/// Issue 8, CI: a clean image gated twice is allowed twice; the second run (with and without
+/// `--no-scan`) finds Lacework's clean scan and requests none.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_image_is_allowed_on_every_run_and_scanned_once() -> TestResult {
+    let emu = Emulator::builder()
+        .scan_duration(std::time::Duration::from_millis(300))
+        .start()
+        .await?;
+    let home = temp_home("clean")?;
+    let env = vec![
+        ("LW_ACCOUNT".to_string(), emu.url()),
+        ("LW_API_KEY".to_string(), emu.key_id()),
+        ("LW_API_SECRET".to_string(), emu.secret()),
+    ];
+    // Never scanned; the emulator's scan of a `clean` repository finds nothing.
+    let image = format!("registry.example.com/team/clean-new@{UNKNOWN}");
+    let scans = || emu.count(helios_lacework_emulator::Endpoint::Scan);
+
+    let first = run_helios(&home, &env, &["gate", &image, "--wait", "20"]).await?;
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(text.contains("ALLOWED"), "{text}");
+    assert_eq!(
+        scans(),
+        1,
+        "the first run requests the scan and waits for it"
+    );
+
+    for extra in [&["--no-scan"][..], &[][..]] {
+        let mut args = vec!["gate", image.as_str()];
+        args.extend_from_slice(extra);
+        let again = run_helios(&home, &env, &args).await?;
+        let text = String::from_utf8_lossy(&again.stdout);
+        assert_eq!(again.status.code(), Some(0), "{extra:?}: {text}");
+        assert!(text.contains("ALLOWED"), "{extra:?}: {text}");
+        assert_eq!(scans(), 1, "{extra:?}: no new scan request");
+    }
+
+    // `helios scan` says why: completed, no findings, the scan's digest and time.
+    let out = run_helios(&home, &env, &["scan", &image, "--no-scan"]).await?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["summary"]["total"], 0);
+    assert_eq!(report["digest"], UNKNOWN);
+    assert!(report["scanned_at"].is_string(), "{report}");
+    assert!(report["evaluated_at"].is_null(), "{report}");
+    Ok(())
+}

@@ -1,5 +1,7 @@
 //! Issue 4 acceptance: the Lacework client, source and cache against the Lacework API v2
-//! emulator (tests/lacework-emulator), started in-process on a loopback port per test.
+//! emulator (tests/lacework-emulator), started in-process on a loopback port per test. (Issue 8's
+//! summary-first lookup changed the request counts asserted here; its own acceptance tests are
+//! in `lacework_truth.rs`.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +36,8 @@ async fn emulator(b: EmulatorBuilder) -> Result<Emulator> {
 }
 
 /// A client for `emu` with fast test timings: one 7-day window, no image-id fallback (so a
-/// lookup is exactly one search), quick retries and polls.
+/// lookup is one summary search, plus one row search for an image with findings), quick retries
+/// and polls.
 fn builder(emu: &Emulator) -> ClientBuilder {
     LaceworkClient::builder()
         .account(emu.url())
@@ -99,6 +102,10 @@ async fn newest_evaluation_wins() -> Result<()> {
     assert_eq!(report.summary.high, 1);
     assert_eq!(report.summary.fixable, 1);
     assert_eq!(report.scanned_at.as_deref(), Some("2024-06-01T11:00:00Z"));
+    assert_eq!(report.digest.as_deref(), Some(A));
+    // The evaluation time is the rows' `startTime` (shifted by the emulator to an hour ago).
+    let evaluated = report.evaluated_at.as_deref().unwrap_or_default();
+    assert!(evaluated > "2025", "{evaluated}");
     Ok(())
 }
 
@@ -120,16 +127,17 @@ async fn token_is_refreshed_after_expiry_and_once_on_401() -> Result<()> {
     assert_eq!(report.status, ScanStatus::Completed);
     assert_eq!(emu.count(Endpoint::Tokens), 3);
     assert_eq!(
-        emu.count(Endpoint::Search),
+        emu.count(Endpoint::ImageSummary),
         5,
-        "3 calls + the rejected one + its retry"
+        "4 lookups + the rejected one + its retry"
     );
+    assert_eq!(emu.count(Endpoint::Search), 4);
 
     // A server that keeps answering 401 gets one retry, not a loop.
     emu.inject(Fault::once(Endpoint::Search, FaultKind::Unauthorized).times(5));
     let err = client.find_scan(&img, None).await.err();
     assert!(matches!(err, Some(Error::Auth { .. })), "{err:?}");
-    assert_eq!(emu.count(Endpoint::Search), 7);
+    assert_eq!(emu.count(Endpoint::Search), 6);
     Ok(())
 }
 
@@ -167,6 +175,7 @@ async fn bad_credentials_give_one_clear_error_without_a_retry_storm() -> Result<
         );
     }
     assert_eq!(emu.count(Endpoint::Tokens), 1, "{:?}", emu.counters());
+    assert_eq!(emu.count(Endpoint::ImageSummary), 0);
     assert_eq!(emu.count(Endpoint::Search), 0);
     Ok(())
 }
@@ -203,10 +212,11 @@ async fn no_content_and_unknown_digests_are_not_found() -> Result<()> {
         .await?;
     assert_eq!(report.status, ScanStatus::NotFound);
     assert_eq!(
-        emu.count(Endpoint::Search),
-        10,
-        "5 windows by digest, 5 by image id"
+        emu.count(Endpoint::ImageSummary),
+        2,
+        "one summary search by digest, one by image id"
     );
+    assert_eq!(emu.count(Endpoint::Search), 0, "no record: no row search");
 
     // A bare 204 on a single search.
     let now = chrono::Utc::now();
@@ -265,11 +275,8 @@ async fn on_demand_scan_is_requested_polled_and_its_rows_fetched() -> Result<()>
     );
     assert_eq!(emu.count(Endpoint::Scan), 1);
     assert!(emu.count(Endpoint::ScanStatus) >= 1);
-    assert_eq!(
-        emu.count(Endpoint::Search),
-        2,
-        "the lookup, then that request's rows"
-    );
+    assert_eq!(emu.count(Endpoint::ImageSummary), 1, "the lookup");
+    assert_eq!(emu.count(Endpoint::Search), 1, "that request's rows");
 
     // Now that it is scanned, a plain lookup finds it.
     let again = source.scan(&img, within(5000)).await?;
@@ -364,7 +371,8 @@ async fn failed_scans_none_and_dry_run() -> Result<()> {
 }
 
 #[tokio::test]
-async fn two_hundred_concurrent_lookups_make_one_search_and_one_scan_request() -> Result<()> {
+async fn two_hundred_concurrent_lookups_make_one_summary_search_and_one_scan_request() -> Result<()>
+{
     let emu = emulator(Emulator::builder().scan_duration(Duration::from_secs(60))).await?;
     let source = Arc::new(CachedSource::new(LaceworkSource::new(
         builder(&emu).build()?,
@@ -382,7 +390,8 @@ async fn two_hundred_concurrent_lookups_make_one_search_and_one_scan_request() -
         let report = t.await.map_err(fail)??;
         assert_eq!(report.status, ScanStatus::Pending);
     }
-    assert_eq!(emu.count(Endpoint::Search), 1, "{:?}", emu.counters());
+    assert_eq!(emu.count(Endpoint::ImageSummary), 1, "{:?}", emu.counters());
+    assert_eq!(emu.count(Endpoint::Search), 0);
     assert_eq!(emu.count(Endpoint::Scan), 1);
     Ok(())
 }
@@ -490,12 +499,12 @@ async fn server_errors_and_broken_bodies_are_retried_then_unavailable() -> Resul
 async fn the_client_side_budget_is_shared_by_clones() -> Result<()> {
     let emu = emulator(Emulator::builder()).await?;
     let client = builder(&emu)
-        .request_budget(4, Duration::from_secs(3600))
+        .request_budget(7, Duration::from_secs(3600))
         .build()?;
     let img = image(&format!("registry.example.com/team/app@{A}"))?;
-    client.find_scan(&img, None).await?; // token + search
-    client.clone().find_scan(&img, None).await?; // search
-    client.clone().find_scan(&img, None).await?; // search: budget spent
+    client.find_scan(&img, None).await?; // token + summary + search
+    client.clone().find_scan(&img, None).await?; // summary + search
+    client.clone().find_scan(&img, None).await?; // summary + search: budget spent
     let err = client
         .find_scan(&img, Some(Instant::now() + Duration::from_secs(5)))
         .await
@@ -503,7 +512,7 @@ async fn the_client_side_budget_is_shared_by_clones() -> Result<()> {
     let text = err.as_ref().map(ToString::to_string).unwrap_or_default();
     assert!(matches!(err, Some(Error::Unavailable { .. })), "{err:?}");
     assert!(
-        text.contains("budget") && text.contains("4 requests per 3600 s"),
+        text.contains("budget") && text.contains("7 requests per 3600 s"),
         "{text}"
     );
     assert_eq!(emu.count(Endpoint::Search), 3);
@@ -566,8 +575,8 @@ async fn the_subaccount_header_is_sent() -> Result<()> {
         .await?;
     assert_eq!(
         emu.account_names(),
-        vec!["team-a".to_string(); 2],
-        "token and search"
+        vec!["team-a".to_string(); 3],
+        "token, summary and search"
     );
     Ok(())
 }

@@ -70,6 +70,12 @@ fn scan_time_of(row: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
+fn start_time_of(row: &Value) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(str_at(row, &["startTime"])?)
+        .ok()
+        .map(|t| t.to_utc())
+}
+
 fn fixable(row: &Value) -> bool {
     match row.pointer("/fixInfo/fix_available") {
         Some(Value::Number(n)) => n.as_i64() != Some(0),
@@ -88,8 +94,8 @@ struct Expected<'a> {
     scanned_at: Option<String>,
 }
 
-/// One evaluation's newest scan time and its rows.
-type Evaluation<'a> = (Option<DateTime<Utc>>, Vec<&'a Value>);
+/// One evaluation's latest `startTime` (when it ran), latest scan time and rows.
+type Evaluation<'a> = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Vec<&'a Value>);
 
 fn expected<'a>(rows: &'a [Value], digest: Option<&str>) -> Expected<'a> {
     let of_image: Vec<&Value> = rows
@@ -99,11 +105,15 @@ fn expected<'a>(rows: &'a [Value], digest: Option<&str>) -> Expected<'a> {
     let mut evaluations: BTreeMap<Option<&str>, Evaluation<'_>> = BTreeMap::new();
     for row in of_image {
         let e = evaluations.entry(evaluation_of(row)).or_default();
-        e.0 = e.0.max(scan_time_of(row));
-        e.1.push(row);
+        e.0 = e.0.max(start_time_of(row));
+        e.1 = e.1.max(scan_time_of(row).or_else(|| start_time_of(row)));
+        e.2.push(row);
     }
-    let newest = evaluations.into_iter().max_by_key(|(id, (t, _))| (*t, *id));
-    let (id, (time, rows)) = newest.unwrap_or_default();
+    // The evaluation that ran last wins; the scan time, then the GUID, only break ties.
+    let newest = evaluations
+        .into_iter()
+        .max_by_key(|(id, (ran, scanned, _))| (*ran, *scanned, *id));
+    let (id, (_, time, rows)) = newest.unwrap_or_default();
     let mut counts = BTreeMap::new();
     for row in &rows {
         let sev = str_at(row, &["severity"]).unwrap_or("?").to_lowercase();
@@ -302,6 +312,69 @@ fn newest_evaluation_wins() -> TestResult {
     assert_eq!((report.summary.critical, report.summary.high), (0, 0));
     assert_eq!((report.summary.medium, report.summary.low), (1, 1));
     assert_eq!((report.summary.total, report.summary.fixable), (2, 1));
+    Ok(())
+}
+
+/// A re-evaluation as Lacework writes it (new `evalGuid`, `is_reeval: true`, a later
+/// `startTime`, the same `scan_created_time`) wins over the scan it re-evaluates, with the GUIDs
+/// in either order.
+#[test]
+fn the_reevaluation_wins_whatever_the_guids() -> TestResult {
+    let row = |guid: &str, reeval: bool, start: &str, cve: &str, severity: &str| {
+        serde_json::json!({
+            "evalGuid": guid, "startTime": start, "vulnId": cve, "severity": severity,
+            "status": "VULNERABLE",
+            "evalCtx": {"is_reeval": reeval, "image_info": {
+                "digest": "sha256:4e01", "scan_created_time": "2024-05-31T09:00:00Z"}},
+            "featureKey": {"name": "curl", "version": "7.88.1", "namespace": "debian:12"},
+            "fixInfo": {"fix_available": 0, "fixed_version": ""}
+        })
+    };
+    for (initial, reeval) in [("ffff", "0000"), ("0000", "ffff")] {
+        // The re-evaluation dropped the critical, and the reverse: it added one.
+        for (old_extra, new_extra) in [(true, false), (false, true)] {
+            let mut rows = vec![
+                row(initial, false, "2024-05-31T09:05:00Z", "CVE-1", "High"),
+                row(reeval, true, "2024-06-01T09:00:00Z", "CVE-1", "High"),
+            ];
+            if old_extra {
+                rows.push(row(
+                    initial,
+                    false,
+                    "2024-05-31T09:05:00Z",
+                    "CVE-9",
+                    "Critical",
+                ));
+            }
+            if new_extra {
+                rows.push(row(
+                    reeval,
+                    true,
+                    "2024-06-01T09:00:00Z",
+                    "CVE-9",
+                    "Critical",
+                ));
+            }
+            let report =
+                ScanReport::from_scan_json(&with_rows(rows), None).map_err(|e| e.to_string())?;
+            let case = format!(
+                "initial {initial}, re-evaluation {reeval}, critical in the new one: {new_extra}"
+            );
+            assert_eq!(report.id.as_deref(), Some(reeval), "{case}");
+            assert_eq!(report.summary.critical, u64::from(new_extra), "{case}");
+            assert_eq!(
+                report.scanned_at.as_deref(),
+                Some("2024-05-31T09:00:00Z"),
+                "{case}"
+            );
+            assert_eq!(
+                report.evaluated_at.as_deref(),
+                Some("2024-06-01T09:00:00Z"),
+                "{case}"
+            );
+            assert_eq!(report.digest.as_deref(), Some("sha256:4e01"), "{case}");
+        }
+    }
     Ok(())
 }
 

@@ -391,3 +391,37 @@ async fn lacework_emulator_scans_decide_and_an_outage_follows_the_failure_policy
     );
     Ok(())
 }
+
+/// Issue 8, admission: a clean image (scanned by Lacework, no findings) is allowed every time,
+/// also after its cache entry expired — never `pending`, never a scan request.
+#[tokio::test]
+async fn a_clean_image_is_allowed_after_its_cache_entry_expires() -> TestResult {
+    const CLEAN: &str = "registry.example.com/team/clean-app:3.0@sha256:c1ea000000000000000000000000000000000000000000000000000000000000";
+    let emu = Emulator::builder().start().await?;
+    let client = LaceworkClient::builder()
+        .account(emu.url())
+        .api_key(emu.key_id())
+        .api_secret(emu.secret())
+        .build()?;
+    let source = CachedSource::new(LaceworkSource::new(client, NoScan::RequestScan))
+        .ttl(Duration::from_millis(100));
+    let (server, _, _) = start(Arc::new(source), ControllerConfig::default()).await?;
+    for round in 0..2 {
+        let (status, body) = server.post(review_with_image(CLEAN)?).await?;
+        assert_eq!(status, 200, "{body}");
+        let out: Value = serde_json::from_str(&body)?;
+        assert_eq!(out["response"]["allowed"], true, "round {round}: {out}");
+        assert_eq!(
+            out["response"]["auditAnnotations"]["scan-statuses"], r#"{"app":"completed"}"#,
+            "round {round}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(
+        emu.count(Endpoint::ImageSummary),
+        2,
+        "asked again after expiry"
+    );
+    assert_eq!(emu.count(Endpoint::Scan), 0);
+    Ok(())
+}

@@ -173,3 +173,53 @@ test('bad arguments throw or reject with a code, never crash', async () => {
   assert.throws(() => helios.gate('nginx:1.25', 'options'), { code: 'InvalidArg' })
   assert.throws(() => helios.gate('nginx:1.25', { scanFile: 42 }), (err) => typeof err.code === 'string')
 })
+
+const LOOKUPS = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'lacework-emulator', 'lookups.json'), 'utf8')).lookups
+
+// tests/fixtures/lacework-emulator/lookups.json, shared with the Rust and Python suites: clean
+// images are completed, failed and unsupported ones failed, only never-scanned ones not_found;
+// re-evaluations decide; no known image is scanned again.
+for (const c of LOOKUPS) {
+  test(`shared lookup: ${c.what}`, { skip }, async () => {
+    useEmulator()
+    const before = await scanCount()
+    const options = { noScan: c.status === 'not_found', wait: 5 }
+    const report = await helios.scan(c.image, options)
+    assert.equal(report.status, c.status, JSON.stringify(report))
+    assert.equal(report.summary.total, c.total)
+    assert.equal(report.summary.critical, c.critical)
+    assert.equal(report.digest, c.digest)
+    assert.equal(report.id, c.id)
+    if (c.error_contains === null) assert.equal(report.error, null)
+    else assert.ok(report.error.includes(c.error_contains), report.error)
+    const result = await helios.gate(c.image, options)
+    assert.equal(result.decision.allowed, c.allowed, JSON.stringify(result.decision))
+    assert.deepEqual(result.input.scan, report)
+    assert.equal(await scanCount(), before)
+  })
+}
+
+test('a clean image is allowed on every run and scanned once', { skip }, async () => {
+  useEmulator()
+  const image = `registry.example.com/team/clean-node@sha256:${'0'.repeat(63)}6`
+  const before = await scanCount()
+  const first = await helios.gate(image, { wait: 20 })
+  assert.equal(first.exit_code, 0, JSON.stringify(first.input.scan))
+  assert.equal(await scanCount(), before + 1)
+  for (const options of [{ noScan: true }, {}]) {
+    const again = await helios.gate(image, options)
+    assert.equal(again.exit_code, 0, JSON.stringify([options, again.input.scan]))
+    assert.equal(again.input.scan.status, 'completed')
+    assert.equal(again.input.scan.digest, image.split('@')[1])
+    assert.ok(again.input.scan.scanned_at)
+  }
+  assert.equal(await scanCount(), before + 1)
+})
+
+test('the re-evaluation time is evaluated_at', { skip }, async () => {
+  useEmulator()
+  const image = LOOKUPS.find((c) => c.image.includes('reeval-new-cve')).image
+  const report = await helios.scan(image, { noScan: true })
+  assert.equal(report.scanned_at, '2024-05-31T09:00:00Z')
+  assert.ok(report.evaluated_at > report.scanned_at, JSON.stringify(report))
+})

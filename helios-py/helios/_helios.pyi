@@ -44,8 +44,10 @@ def scan(
 ) -> ScanReport:
     """The Lacework scan of ``image`` (what ``helios scan`` prints). Lacework settings come from
     ``LW_ACCOUNT``, ``LW_API_KEY``, ``LW_API_SECRET`` (``LW_SUBACCOUNT``) or the ``profile`` of
-    ``~/.lacework.toml``. Without a scan in Lacework, requests an on-demand scan and waits up to
-    ``wait`` seconds (0: answer ``pending`` at once); ``no_scan`` answers ``not_found`` instead.
+    ``~/.lacework.toml``. An image Lacework scanned clean is ``completed`` with no findings; a
+    failed or unsupported scan is ``failed``. Only when Lacework has no record of the image does it
+    request an on-demand scan and wait up to ``wait`` seconds (0: answer ``pending`` at once);
+    ``no_scan`` answers ``not_found`` instead.
 
     Releases the GIL while it waits.
 

@@ -36,12 +36,16 @@ class Decision(_DecisionOptional):
 class ScanReport(TypedDict, total=False):
     """A scan report (``input.scan`` of the input contract, ``docs/policies.md``): ``status``
     (``completed``, ``pending``, ``not_found``, ``failed``, ``unavailable``), ``source``, ``id``,
-    ``scanned_at``, ``error``, ``summary`` and ``vulnerabilities``."""
+    ``scanned_at`` (the scan time), ``evaluated_at`` (when Lacework last evaluated that scan,
+    later after a re-evaluation), ``digest`` (the digest the scan belongs to), ``error``,
+    ``summary`` and ``vulnerabilities``."""
 
     status: str
     source: str
     id: Optional[str]
     scanned_at: Optional[str]
+    evaluated_at: Optional[str]
+    digest: Optional[str]
     error: Optional[str]
     summary: Dict[str, Any]
     vulnerabilities: List[Dict[str, Any]]

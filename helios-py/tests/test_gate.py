@@ -209,3 +209,53 @@ def test_bad_arguments_raise_and_never_crash(tmp_path):
     with pytest.raises(helios.IoError):
         helios.gate("nginx:1.25", scan_file=tmp_path / "missing.json")
     assert threading.active_count() >= 1  # the interpreter is alive and well
+
+
+LOOKUPS = json.loads((FIXTURES / "lacework-emulator" / "lookups.json").read_text())["lookups"]
+
+
+@pytest.mark.parametrize("case", LOOKUPS, ids=[c["what"] for c in LOOKUPS])
+def test_lookups_shared_with_the_rust_and_node_suites(lacework, case):
+    """tests/fixtures/lacework-emulator/lookups.json: clean images are completed, failed and
+    unsupported ones failed, only never-scanned ones not_found; re-evaluations decide; no known
+    image is scanned again."""
+    before = counters(lacework).get("scan", 0)
+    no_scan = case["status"] == "not_found"
+    report = helios.scan(case["image"], no_scan=no_scan, wait=5)
+    assert report["status"] == case["status"], report
+    assert report["summary"]["total"] == case["total"]
+    assert report["summary"]["critical"] == case["critical"]
+    assert report["digest"] == case["digest"]
+    assert report["id"] == case["id"]
+    if case["error_contains"] is None:
+        assert report["error"] is None
+    else:
+        assert case["error_contains"] in report["error"]
+    result = helios.gate(case["image"], no_scan=no_scan, wait=5)
+    assert result["decision"]["allowed"] is case["allowed"], result["decision"]
+    assert result["input"]["scan"] == report
+    assert counters(lacework).get("scan", 0) == before
+
+
+def test_a_clean_image_is_allowed_on_every_run_and_scanned_once(lacework):
+    """The CI flow of issue 8: the first gate scans on demand; later gates, with and without
+    no_scan, find Lacework's clean scan and request none."""
+    image = "registry.example.com/team/clean-py@sha256:" + "0" * 63 + "5"
+    before = counters(lacework).get("scan", 0)
+    first = helios.gate(image, wait=20)
+    assert first["exit_code"] == 0, first["input"]["scan"]
+    assert counters(lacework).get("scan", 0) == before + 1
+    for kwargs in ({"no_scan": True}, {}):
+        again = helios.gate(image, **kwargs)
+        assert again["exit_code"] == 0, (kwargs, again["input"]["scan"])
+        assert again["input"]["scan"]["status"] == "completed"
+        assert again["input"]["scan"]["digest"] == image.split("@")[1]
+        assert again["input"]["scan"]["scanned_at"]
+    assert counters(lacework).get("scan", 0) == before + 1
+
+
+def test_the_reevaluation_time_is_evaluated_at(lacework):
+    image = next(c["image"] for c in LOOKUPS if "reeval-new-cve" in c["image"])
+    report = helios.scan(image, no_scan=True)
+    assert report["scanned_at"] == "2024-05-31T09:00:00Z"
+    assert report["evaluated_at"] > report["scanned_at"]

@@ -17,12 +17,13 @@ use super::to_json;
 /// How to reach Lacework and what to do when it has no scan (shared by `scan` and `gate`).
 #[derive(Debug, Clone, Args)]
 pub struct LaceworkArgs {
-    /// Seconds to wait for an on-demand scan when Lacework has none (0: request it and answer
-    /// `pending` at once). Lacework scans can take several minutes.
+    /// Seconds to wait for an on-demand scan when Lacework has no record of the image (0:
+    /// request it and answer `pending` at once). Lacework scans can take several minutes. An
+    /// image scanned clean, failed or unsupported is a record: it is never scanned again.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     wait: u64,
 
-    /// Never request an on-demand scan: an image without a scan is `not_found`.
+    /// Never request an on-demand scan: an image Lacework has no record of is `not_found`.
     #[arg(long)]
     no_scan: bool,
 

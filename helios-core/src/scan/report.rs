@@ -78,6 +78,17 @@ pub struct ScanReport {
     pub id: Option<String>,
     /// When the image was scanned, RFC 3339 in UTC.
     pub scanned_at: Option<String>,
+    /// When the scanner last evaluated that scan against its vulnerability data, RFC 3339 in
+    /// UTC: later than `scanned_at` when Lacework re-evaluated an image it had scanned before
+    /// (a re-evaluation can add CVEs published since the scan); `null` when unknown. Added to
+    /// input contract v1 (absent in older documents reads as `null`).
+    #[serde(default)]
+    pub evaluated_at: Option<String>,
+    /// The manifest digest the scan belongs to: of an image's candidate digests (platform
+    /// manifest, its own, the resolved index), the one the scanner knows; `null` when unknown.
+    /// Added to input contract v1.
+    #[serde(default)]
+    pub digest: Option<String>,
     /// The scanner's or the source's explanation when `status` is `failed` or `unavailable`.
     pub error: Option<String>,
     /// Counts over `vulnerabilities`.
@@ -98,6 +109,8 @@ impl ScanReport {
             source: source.into(),
             id: None,
             scanned_at: None,
+            evaluated_at: None,
+            digest: None,
             error,
             summary: Summary::default(),
             vulnerabilities: Vec::new(),
@@ -116,6 +129,8 @@ impl ScanReport {
             source: source.into(),
             id,
             scanned_at,
+            evaluated_at: None,
+            digest: None,
             error: None,
             summary: Summary::count(&vulnerabilities),
             vulnerabilities,

@@ -10,6 +10,12 @@
 //!   and `filters` (`eq`, `ne`, `in`, `not_in`, `like`, `ilike`, `gt`, `ge`, `lt`, `le` on dotted
 //!   field paths, `tags[0]` style indexes), newest rows first, real pagination
 //!   (`paging.urls.nextPage`, followed with `GET`), HTTP 204 when nothing matches.
+//! - `POST /api/v2/VulnerabilityObservations/ImageSummary/search`: one summary per image
+//!   digest (`digest`, `imageId`, `lastScanTime`, `registry`, `repository`, `tag`, `scanStatus`,
+//!   `vulnCount*` by severity and fixable, as lacework/go-sdk `api/v2_vulnerability_observations.go`
+//!   names them), the same filters, no `timeFilter` needed (Lacework's CLI sends none), the same
+//!   paging. Summaries come from the data files (clean, failed and unsupported images have
+//!   summaries but no rows), from the rows' newest evaluation, and from on-demand scans.
 //! - `POST /api/v2/Vulnerabilities/Containers/scan` and `GET …/scan/{requestId}`: on-demand
 //!   scans move from `scanning` to `completed` (rows appear in search with the request id and
 //!   `is_reeval: false`; none for repositories containing `clean`) or `failed` (repositories
@@ -45,6 +51,9 @@ pub const DEFAULT_KEY_ID: &str = "EMULATOR_0123456789ABCDEF";
 /// The default API secret the emulator accepts.
 pub const DEFAULT_SECRET: &str = "_emulatorsecret0123456789abcdef";
 
+const SEARCH_PATH: &str = "/api/v2/Vulnerabilities/Containers/search";
+const SUMMARY_PATH: &str = "/api/v2/VulnerabilityObservations/ImageSummary/search";
+
 /// The project's own emulator data (`tests/fixtures/lacework-emulator`).
 pub fn project_fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/lacework-emulator")
@@ -70,6 +79,8 @@ pub enum Endpoint {
     Scan,
     /// `GET /api/v2/Vulnerabilities/Containers/scan/{requestId}`.
     ScanStatus,
+    /// `POST /api/v2/VulnerabilityObservations/ImageSummary/search`.
+    ImageSummary,
 }
 
 impl Endpoint {
@@ -80,6 +91,7 @@ impl Endpoint {
             Endpoint::SearchPage => "search_page",
             Endpoint::Scan => "scan",
             Endpoint::ScanStatus => "scan_status",
+            Endpoint::ImageSummary => "image_summary",
         }
     }
 }
@@ -215,6 +227,7 @@ struct Inner {
     config: Config,
     tokens: HashMap<String, Instant>,
     rows: Vec<Value>,
+    summaries: Vec<Value>,
     pages: HashMap<String, Vec<Vec<Value>>>,
     scans: HashMap<String, ScanJob>,
     faults: Vec<Fault>,
@@ -333,14 +346,17 @@ impl EmulatorBuilder {
             }
         }
         dirs.extend(self.data_dirs);
-        let mut rows = Vec::new();
+        let (mut rows, mut summaries) = (Vec::new(), Vec::new());
         for dir in &dirs {
-            rows.extend(load_dir(dir)?);
+            let (r, s) = load_dir(dir)?;
+            rows.extend(r);
+            summaries.extend(s);
         }
         let shared: Shared = Arc::new(Mutex::new(Inner {
             config: self.config,
             tokens: HashMap::new(),
             rows,
+            summaries,
             pages: HashMap::new(),
             scans: HashMap::new(),
             faults: Vec::new(),
@@ -475,6 +491,21 @@ impl Emulator {
         }
     }
 
+    /// Adds image summaries (`lastScanTime` defaults to now), e.g. an image Lacework scanned and
+    /// found clean, which has no rows.
+    pub fn add_summaries(&self, summaries: Vec<Value>) {
+        let now = rfc3339(Utc::now());
+        let mut s = lock(&self.shared);
+        for mut summary in summaries {
+            if summary.get("lastScanTime").is_none()
+                && let Some(obj) = summary.as_object_mut()
+            {
+                obj.insert("lastScanTime".into(), Value::String(now.clone()));
+            }
+            s.summaries.push(summary);
+        }
+    }
+
     /// Changes the run-time configuration.
     pub fn configure(&self, f: impl FnOnce(&mut Config)) {
         f(&mut lock(&self.shared).config);
@@ -516,26 +547,35 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(v?.as_str()?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    let text = v?.as_str()?.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    // `2025-08-06 13:05:05.000 Z`, the form of newer SDK fixtures' `lastScanTime`.
+    chrono::NaiveDateTime::parse_from_str(
+        text.strip_suffix('Z').unwrap_or(text).trim(),
+        "%Y-%m-%d %H:%M:%S%.f",
+    )
+    .ok()
+    .map(|t| t.and_utc())
 }
 
-/// Loads the container-vulnerability rows of every `*.json` in `dir`, shifting `startTime` so
-/// the directory's newest row is an hour old (search windows are relative to now).
-fn load_dir(dir: &Path) -> std::io::Result<Vec<Value>> {
+/// Loads the container-vulnerability rows and the image summaries of every `*.json` in `dir`,
+/// shifting `startTime` and `lastScanTime` so the directory's newest row (else summary) is an
+/// hour old (search windows are relative to now).
+fn load_dir(dir: &Path) -> std::io::Result<(Vec<Value>, Vec<Value>)> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     paths.sort();
-    let mut rows = Vec::new();
+    let (mut rows, mut summaries) = (Vec::new(), Vec::new());
     for path in paths {
         let text = std::fs::read_to_string(&path)?;
         let Ok(value) = serde_json::from_str::<Value>(&text) else {
             continue;
         };
-        let file_rows = match value {
+        let entries = match value {
             Value::Array(r) => r,
             Value::Object(mut m) => match m.remove("data") {
                 Some(Value::Array(r)) => r,
@@ -543,26 +583,35 @@ fn load_dir(dir: &Path) -> std::io::Result<Vec<Value>> {
             },
             _ => continue,
         };
-        // Only container vulnerability rows (other fixtures, e.g. image summaries, are skipped).
-        rows.extend(
-            file_rows
-                .into_iter()
-                .filter(|r| r.get("vulnId").is_some() && r.get("featureKey").is_some()),
-        );
+        for entry in entries {
+            if entry.get("vulnId").is_some() && entry.get("featureKey").is_some() {
+                rows.push(entry);
+            } else if entry.get("scanStatus").is_some() || entry.get("lastScanTime").is_some() {
+                summaries.push(entry);
+            }
+        }
     }
     let newest = rows
         .iter()
         .filter_map(|r| parse_time(r.get("startTime")))
-        .max();
+        .max()
+        .or_else(|| {
+            summaries
+                .iter()
+                .filter_map(|r| parse_time(r.get("lastScanTime")))
+                .max()
+        });
     let target = Utc::now() - chrono::Duration::hours(1);
     let shift = newest.map_or(chrono::Duration::zero(), |n| target - n);
-    for row in &mut rows {
-        let t = parse_time(row.get("startTime")).map_or(target, |t| t + shift);
-        if let Some(obj) = row.as_object_mut() {
-            obj.insert("startTime".into(), Value::String(rfc3339(t)));
+    for (list, key) in [(&mut rows, "startTime"), (&mut summaries, "lastScanTime")] {
+        for entry in list.iter_mut() {
+            let t = parse_time(entry.get(key)).map_or(target, |t| t + shift);
+            if let Some(obj) = entry.as_object_mut() {
+                obj.insert(key.into(), Value::String(rfc3339(t)));
+            }
         }
     }
-    Ok(rows)
+    Ok((rows, summaries))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -590,9 +639,13 @@ async fn handle(
     let endpoint = match (&method, path.as_str()) {
         (&Method::POST, "/api/v2/access/tokens") => Endpoint::Tokens,
         (&Method::POST, "/api/v2/Vulnerabilities/Containers/search") => Endpoint::Search,
-        (&Method::GET, p) if p.starts_with("/api/v2/Vulnerabilities/Containers/search/") => {
+        (&Method::GET, p)
+            if p.starts_with("/api/v2/Vulnerabilities/Containers/search/")
+                || p.starts_with(&format!("{SUMMARY_PATH}/")) =>
+        {
             Endpoint::SearchPage
         }
+        (&Method::POST, SUMMARY_PATH) => Endpoint::ImageSummary,
         (&Method::POST, "/api/v2/Vulnerabilities/Containers/scan") => Endpoint::Scan,
         (&Method::GET, p) if p.starts_with("/api/v2/Vulnerabilities/Containers/scan/") => {
             Endpoint::ScanStatus
@@ -741,6 +794,7 @@ fn serve(
         Endpoint::SearchPage => next_page(&mut s, &host, path),
         Endpoint::Scan => request_scan(&mut s, body),
         Endpoint::ScanStatus => scan_status(&s, path),
+        Endpoint::ImageSummary => summary_search(&mut s, &host, body),
         Endpoint::Tokens => lw_error(StatusCode::NOT_FOUND, "Not Found"),
     }
 }
@@ -935,10 +989,17 @@ fn search(s: &mut Inner, host: &str, body: &[u8]) -> Response {
         .collect();
     let id = s.id("page");
     s.pages.insert(id.clone(), pages);
-    page_response(s, host, &id, 0, total)
+    page_response(s, host, SEARCH_PATH, &id, 0, total)
 }
 
-fn page_response(s: &mut Inner, host: &str, id: &str, index: usize, total: usize) -> Response {
+fn page_response(
+    s: &mut Inner,
+    host: &str,
+    base: &str,
+    id: &str,
+    index: usize,
+    total: usize,
+) -> Response {
     let Some(pages) = s.pages.get(id) else {
         return lw_error(StatusCode::NOT_FOUND, "Unknown or expired page");
     };
@@ -946,12 +1007,7 @@ fn page_response(s: &mut Inner, host: &str, id: &str, index: usize, total: usize
         return lw_error(StatusCode::NOT_FOUND, "Unknown or expired page");
     };
     let last = index + 1 >= pages.len();
-    let next = (!last).then(|| {
-        format!(
-            "http://{host}/api/v2/Vulnerabilities/Containers/search/{id}.{}.{total}",
-            index + 1
-        )
-    });
+    let next = (!last).then(|| format!("http://{host}{base}/{id}.{}.{total}", index + 1));
     if last {
         // A result set is read once, front to back: free it with its last page.
         s.pages.remove(id);
@@ -975,7 +1031,227 @@ fn next_page(s: &mut Inner, host: &str, path: &str) -> Response {
     ) else {
         return lw_error(StatusCode::BAD_REQUEST, "Malformed page token");
     };
-    page_response(s, host, id, index, total)
+    let base = path.rsplit_once('/').map_or(SEARCH_PATH, |(b, _)| b);
+    page_response(s, host, base, id, index, total)
+}
+
+// -- image summaries
+
+/// `POST …/ImageSummary/search`: the same filters as the container search over one summary per
+/// image digest; no time range (Lacework's CLI sends none), newest scans first, paged.
+fn summary_search(s: &mut Inner, host: &str, body: &[u8]) -> Response {
+    let req: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(_) => return lw_error(StatusCode::BAD_REQUEST, "Request body must be JSON"),
+        }
+    };
+    let filters: Vec<Value> = req
+        .get("filters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut hits = Vec::new();
+    for summary in current_summaries(s) {
+        let mut ok = true;
+        for f in &filters {
+            match matches(&summary, f) {
+                Ok(true) => {}
+                Ok(false) => {
+                    ok = false;
+                    break;
+                }
+                Err(e) => return lw_error(StatusCode::BAD_REQUEST, &e),
+            }
+        }
+        if ok {
+            hits.push(summary);
+        }
+    }
+    if hits.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    hits.sort_by_key(|r| std::cmp::Reverse(parse_time(r.get("lastScanTime"))));
+    let total = hits.len();
+    let pages: Vec<Vec<Value>> = hits
+        .chunks(s.config.page_size)
+        .map(<[Value]>::to_vec)
+        .collect();
+    let id = s.id("page");
+    s.pages.insert(id.clone(), pages);
+    page_response(s, host, SUMMARY_PATH, &id, 0, total)
+}
+
+/// One summary per image digest (else image id): the latest of those given explicitly (data
+/// files, on-demand scans) and the one derived from the rows' newest evaluation.
+fn current_summaries(s: &Inner) -> Vec<Value> {
+    let mut by_image: BTreeMap<String, Value> = BTreeMap::new();
+    let mut keyless = Vec::new();
+    let derived = derive_summaries(&s.rows);
+    // Explicit summaries after derived ones, so they win ties.
+    for summary in derived.into_iter().chain(s.summaries.iter().cloned()) {
+        let key = ["digest", "imageId"]
+            .iter()
+            .find_map(|k| summary.get(*k).and_then(Value::as_str))
+            .filter(|k| !k.is_empty())
+            .map(str::to_string);
+        let Some(key) = key else {
+            keyless.push(summary);
+            continue;
+        };
+        let newer = by_image.get(&key).is_none_or(|have| {
+            parse_time(summary.get("lastScanTime")) >= parse_time(have.get("lastScanTime"))
+        });
+        if newer {
+            by_image.insert(key, summary);
+        }
+    }
+    by_image.into_values().chain(keyless).collect()
+}
+
+/// A summary per image of `rows`, from its newest evaluation (latest `startTime`): counts by
+/// severity and fixable, `lastScanTime` that evaluation's time. Docker Hub is `docker.io` in
+/// summaries (the SDK's fixture) where rows say `index.docker.io`.
+fn derive_summaries(rows: &[Value]) -> Vec<Value> {
+    type Eval<'a> = (Option<DateTime<Utc>>, Vec<&'a Value>);
+    let mut images: BTreeMap<String, BTreeMap<String, Eval>> = BTreeMap::new();
+    for row in rows {
+        let info = field(row, "evalCtx.image_info");
+        let image = info
+            .and_then(|i| i.get("digest"))
+            .or_else(|| row.get("imageId"))
+            .and_then(Value::as_str);
+        let Some(image) = image else {
+            continue;
+        };
+        let eval = row
+            .get("evalGuid")
+            .or_else(|| field(row, "evalCtx.scan_request_props.reqId"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let entry = images
+            .entry(image.to_string())
+            .or_default()
+            .entry(eval)
+            .or_default();
+        entry.0 = entry.0.max(parse_time(row.get("startTime")));
+        entry.1.push(row);
+    }
+    let mut out = Vec::new();
+    for evals in images.into_values() {
+        let Some((_, (at, rows))) = evals
+            .into_iter()
+            .max_by(|a, b| (a.1.0, &a.0).cmp(&(b.1.0, &b.0)))
+        else {
+            continue;
+        };
+        let Some(first) = rows.first() else {
+            continue;
+        };
+        let info = field(first, "evalCtx.image_info");
+        let text = |k: &str| {
+            info.and_then(|i| i.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let registry = match text("registry").as_str() {
+            "index.docker.io" => "docker.io".to_string(),
+            other => other.to_string(),
+        };
+        let tag = info
+            .and_then(|i| i.get("tags"))
+            .and_then(|t| t.get(0))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let mut summary = json!({
+            "containerCount": 0,
+            "digest": text("digest"),
+            "imageId": first.get("imageId").cloned().unwrap_or_else(|| json!(text("id"))),
+            "lastScanTime": at.map(rfc3339),
+            "registry": registry,
+            "repository": text("repo"),
+            "tag": tag,
+            "scanStatus": "Success",
+        });
+        count_findings(&mut summary, &rows);
+        out.push(summary);
+    }
+    out
+}
+
+/// Sets the `vulnCount*` fields of `summary` from `rows`.
+fn count_findings(summary: &mut Value, rows: &[&Value]) {
+    const SEVERITIES: [&str; 5] = ["Critical", "High", "Medium", "Low", "Info"];
+    for sev in SEVERITIES {
+        summary[format!("vulnCount{sev}")] = json!(0);
+        summary[format!("vulnCount{sev}Fixable")] = json!(0);
+    }
+    for row in rows {
+        let sev = match row
+            .get("severity")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "critical" => "Critical",
+            "high" => "High",
+            "medium" => "Medium",
+            "low" => "Low",
+            _ => "Info",
+        };
+        let fixable = match field(row, "fixInfo.fix_available") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Number(n)) => n.as_i64().unwrap_or(0) != 0,
+            Some(Value::String(t)) => t == "1" || t.eq_ignore_ascii_case("true"),
+            _ => false,
+        };
+        let bump = |v: &mut Value| *v = json!(v.as_u64().unwrap_or(0) + 1);
+        bump(&mut summary[format!("vulnCount{sev}")]);
+        if fixable {
+            bump(&mut summary[format!("vulnCount{sev}Fixable")]);
+        }
+    }
+}
+
+/// The summary an on-demand scan leaves behind.
+fn job_summary(job: &ScanJob, status: &str, rows: &[Value]) -> Value {
+    let (digest, tag) = if job.tag.starts_with("sha256:") {
+        (job.tag.clone(), String::new())
+    } else {
+        (
+            digest_for_tag(&job.registry, &job.repository, &job.tag),
+            job.tag.clone(),
+        )
+    };
+    let registry = match job.registry.as_str() {
+        "index.docker.io" => "docker.io",
+        other => other,
+    };
+    let mut summary = json!({
+        "containerCount": 0,
+        "digest": digest,
+        "imageId": image_id_for(&digest),
+        "lastScanTime": rfc3339(Utc::now()),
+        "registry": registry,
+        "repository": job.repository,
+        "tag": tag,
+        "scanStatus": status,
+    });
+    let refs: Vec<&Value> = rows.iter().collect();
+    count_findings(&mut summary, &refs);
+    summary
+}
+
+fn image_id_for(digest: &str) -> String {
+    format!(
+        "sha256:{}",
+        hex(&Sha256::digest(format!("id/{digest}").as_bytes()))
+    )
 }
 
 // -- on-demand scans
@@ -1067,11 +1343,15 @@ fn advance_scans(s: &mut Inner) {
                     job.registry, job.repository
                 ),
             };
+            let summary = job_summary(job, "Unsupported", &[]);
+            s.summaries.push(summary);
             continue;
         }
         let rows = generate_rows(job, &id, &eval_guid);
+        let summary = job_summary(job, "Success", &rows);
         job.state = JobState::Completed { eval_guid };
         s.rows.extend(rows);
+        s.summaries.push(summary);
     }
 }
 
@@ -1084,10 +1364,7 @@ fn generate_rows(job: &ScanJob, request_id: &str, eval_guid: &str) -> Vec<Value>
             vec![job.tag.clone()],
         )
     };
-    let image_id = format!(
-        "sha256:{}",
-        hex(&Sha256::digest(format!("id/{digest}").as_bytes()))
-    );
+    let image_id = image_id_for(&digest);
     let now = Utc::now();
     let severities = ["Critical", "High", "Medium", "Low"];
     let count = if job.repository.contains("clean") {
@@ -1214,6 +1491,32 @@ fn admin_handle(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Re
                     o.insert("startTime".into(), Value::String(now.clone()));
                 }
                 s.rows.push(row);
+            }
+            json_response(StatusCode::OK, json!({"added": n}))
+        }
+        (&Method::POST, "summaries") => {
+            let summaries = match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Array(r)) => r,
+                Ok(Value::Object(mut m)) => match m.remove("data") {
+                    Some(Value::Array(r)) => r,
+                    _ => {
+                        return lw_error(
+                            StatusCode::BAD_REQUEST,
+                            "expected {\"data\": [summaries]}",
+                        );
+                    }
+                },
+                _ => return lw_error(StatusCode::BAD_REQUEST, "expected summaries"),
+            };
+            let now = rfc3339(Utc::now());
+            let n = summaries.len();
+            for mut summary in summaries {
+                if summary.get("lastScanTime").is_none()
+                    && let Some(o) = summary.as_object_mut()
+                {
+                    o.insert("lastScanTime".into(), Value::String(now.clone()));
+                }
+                s.summaries.push(summary);
             }
             json_response(StatusCode::OK, json!({"added": n}))
         }

@@ -16,10 +16,11 @@ use super::secret::Secret;
 use super::token::Tokens;
 use crate::error::{Error, Result};
 
-/// How far back a search by digest looks by default: 30 days, i.e. five searches of at most 7
-/// days each (Lacework's maximum time range). Lacework re-evaluates images that are in use
-/// daily, so a running image's assessment is normally found in the first window; the look-back
-/// bounds the cost of an image that was never scanned.
+/// How far back the row search of an image with findings looks at least: 30 days, i.e. up to
+/// five searches of at most 7 days each (Lacework's maximum time range), stopping at the first
+/// window with rows. Lacework re-evaluates images that are in use daily, so a running image's
+/// rows are normally in the first window. The image summary decides beforehand whether there are
+/// rows at all, so a clean or never-scanned image costs no row search.
 pub const DEFAULT_LOOK_BACK: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The longest time range one search may cover (Lacework rejects longer ranges).
@@ -177,16 +178,18 @@ impl ClientBuilder {
         self
     }
 
-    /// How far back a search by digest or tag looks (default [`DEFAULT_LOOK_BACK`], 30 days),
-    /// in windows of at most 7 days, newest first.
+    /// How far back the row search of an image with findings looks at least (default
+    /// [`DEFAULT_LOOK_BACK`], 30 days), in windows of at most 7 days, newest first; it goes
+    /// further when the image summary names an older scan (up to
+    /// [`MAX_LOOK_BACK`](super::MAX_LOOK_BACK)).
     pub fn look_back(mut self, look_back: Duration) -> Self {
         self.look_back = look_back;
         self
     }
 
-    /// Whether a digest that matches no `evalCtx.image_info.digest` is searched again as an
-    /// image id (`imageId`, the config digest) (default `true`; costs a second walk over the
-    /// look-back for never-scanned images).
+    /// Whether digests that match no image summary's `digest` are searched again as image ids
+    /// (`imageId`, the config digest) (default `true`; costs a never-scanned image a second
+    /// summary search).
     pub fn image_id_fallback(mut self, enabled: bool) -> Self {
         self.image_id_fallback = enabled;
         self

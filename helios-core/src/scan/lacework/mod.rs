@@ -1,6 +1,6 @@
-//! Lacework API v2: the client (tokens, search, on-demand scans, rate limits), the scan source
-//! built on it, and the wire format of container vulnerability searches with its conversion to
-//! a [`ScanReport`](crate::scan::ScanReport).
+//! Lacework API v2: the client (tokens, image summaries, search, on-demand scans, rate limits),
+//! the scan source built on it, and the wire format of container vulnerability searches with its
+//! conversion to a [`ScanReport`](crate::scan::ScanReport).
 //!
 //! ```no_run
 //! use helios_core::image::ImageRef;
@@ -28,6 +28,7 @@ mod rows;
 mod search;
 mod secret;
 mod source;
+mod summary;
 mod token;
 
 pub use budget::DEFAULT_REQUESTS_PER_HOUR;
@@ -38,9 +39,10 @@ pub use rows::{
     ContainerVulnRow, EvalCtx, FeatureKey, FixInfo, FlexBool, ImageInfo, ScanRequestProps,
     TimeValue, parse_rows, report_from_rows,
 };
-pub use search::{Filter, SEARCH_PATH, lacework_registry};
+pub use search::{Filter, MAX_LOOK_BACK, SEARCH_PATH, lacework_registry};
 pub use secret::Secret;
 pub use source::{LaceworkSource, NoScan};
+pub use summary::{IMAGE_SUMMARY_PATH, ImageSummary, SummaryState};
 pub use token::TOKEN_PATH;
 
 /// The `source` of reports built from Lacework data.

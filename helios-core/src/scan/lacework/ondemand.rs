@@ -208,6 +208,7 @@ impl LaceworkClient {
                 Vec::new(),
             );
             report.status = ScanStatus::Completed;
+            report.digest = image.digest.clone();
             return Ok(report);
         }
         report_from_rows(

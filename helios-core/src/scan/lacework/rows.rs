@@ -196,16 +196,22 @@ impl ContainerVulnRow {
         })
     }
 
+    /// When the row's evaluation ran (`startTime`): a re-evaluation carries a later one than
+    /// the scan it re-evaluates.
+    fn evaluated_at(&self) -> Option<DateTime<Utc>> {
+        let start = self.start_time.as_deref()?;
+        DateTime::parse_from_rfc3339(start)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// When the image was scanned (`scan_created_time`, the same in every re-evaluation of one
+    /// scan), else the evaluation time.
     fn scanned_at(&self) -> Option<DateTime<Utc>> {
         self.image_info()
             .and_then(|i| i.scan_created_time.as_ref())
             .and_then(TimeValue::to_utc)
-            .or_else(|| {
-                let start = self.start_time.as_deref()?;
-                DateTime::parse_from_rfc3339(start)
-                    .ok()
-                    .map(|t| t.with_timezone(&Utc))
-            })
+            .or_else(|| self.evaluated_at())
     }
 
     fn to_vulnerability(&self) -> Result<Vulnerability> {
@@ -251,8 +257,13 @@ pub fn parse_rows(values: Vec<serde_json::Value>) -> Result<Vec<ContainerVulnRow
 /// Builds the report of one image from search rows.
 ///
 /// Only rows of `digest` are used (matched against `image_info.digest`, then the image id); with
-/// no digest, the rows must all be of one image. Of the evaluations present, the newest (by scan
-/// time) wins, so a re-scan replaces older findings. No matching rows gives a `not_found` report.
+/// no digest, the rows must all be of one image. Of the evaluations present (rows grouped by
+/// `evalGuid`, else by scan request), the one evaluated last wins: the latest `startTime`, then
+/// the latest `scan_created_time`, the GUID only breaking exact ties so the choice is stable.
+/// Lacework re-evaluates scanned images when new vulnerability data arrives (new `evalGuid`,
+/// later `startTime`, `is_reeval: true`, the same scan time), so the newest evaluation holds
+/// today's findings. The report's `scanned_at` is the scan time, `evaluated_at` the evaluation
+/// time, `digest` the rows' manifest digest. No matching rows gives a `not_found` report.
 pub fn report_from_rows(rows: &[ContainerVulnRow], digest: Option<&str>) -> Result<ScanReport> {
     let of_image: Vec<&ContainerVulnRow> = match digest {
         Some(d) => rows
@@ -284,27 +295,51 @@ pub fn report_from_rows(rows: &[ContainerVulnRow], digest: Option<&str>) -> Resu
         ));
     }
 
-    // Group by evaluation (scan time, rows); keep the newest one.
-    type Evaluation<'a> = (Option<DateTime<Utc>>, Vec<&'a ContainerVulnRow>);
+    // Group by evaluation; keep the one evaluated last.
     let mut evaluations: BTreeMap<Option<&str>, Evaluation> = BTreeMap::new();
     for row in of_image {
         let entry = evaluations.entry(row.evaluation()).or_default();
-        entry.0 = entry.0.max(row.scanned_at());
-        entry.1.push(row);
+        entry.evaluated_at = entry.evaluated_at.max(row.evaluated_at());
+        entry.scanned_at = entry.scanned_at.max(row.scanned_at());
+        entry.rows.push(row);
     }
-    let (id, (scanned_at, newest)) = evaluations
+    let (id, newest) = evaluations
         .into_iter()
-        .max_by(|a, b| (a.1.0, a.0).cmp(&(b.1.0, b.0)))
+        .max_by(|(a_id, a), (b_id, b)| {
+            (a.evaluated_at, a.scanned_at, a_id).cmp(&(b.evaluated_at, b.scanned_at, b_id))
+        })
         .ok_or_else(|| Error::invalid("Lacework rows", "no rows"))?;
 
     let vulnerabilities = newest
+        .rows
         .iter()
         .map(|r| r.to_vulnerability())
         .collect::<Result<Vec<_>>>()?;
-    Ok(ScanReport::completed(
+    let mut report = ScanReport::completed(
         super::SOURCE,
         id.map(str::to_string),
-        scanned_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        newest.scanned_at.map(utc_text),
         vulnerabilities,
-    ))
+    );
+    report.evaluated_at = newest.evaluated_at.map(utc_text);
+    report.digest = newest
+        .rows
+        .iter()
+        .find_map(|r| r.digest())
+        .or(digest)
+        .map(str::to_string);
+    Ok(report)
+}
+
+/// One evaluation's rows with its times.
+#[derive(Default)]
+struct Evaluation<'a> {
+    evaluated_at: Option<DateTime<Utc>>,
+    scanned_at: Option<DateTime<Utc>>,
+    rows: Vec<&'a ContainerVulnRow>,
+}
+
+/// RFC 3339 in UTC to the second, as the input contract writes times.
+pub(crate) fn utc_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -1,4 +1,5 @@
-//! The Lacework [`ScanSource`]: the newest assessment, and what to do when there is none.
+//! The Lacework [`ScanSource`]: the newest assessment, and what to do when Lacework has no
+//! record of an image.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::image::ImageRef;
 use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
 
-/// What the Lacework source does when Lacework has no assessment of an image.
+/// What the Lacework source does when Lacework has no record of an image (`not_found`; a clean,
+/// failed or unsupported scan is a record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoScan {
     /// Request an on-demand scan and wait for it, up to `wait` (and never past the caller's
@@ -107,10 +109,9 @@ impl LaceworkSource {
         }
 
         let report = self.client.find_scan(image, Some(deadline)).await?;
-        if report.status == ScanStatus::Completed {
-            return Ok(report);
-        }
-        if lookup.dry_run || self.no_scan == NoScan::None {
+        // Only an image Lacework has no record of gets a scan request: a clean scan is
+        // `completed`, and a failed or unsupported one would fail again.
+        if report.status != ScanStatus::NotFound || lookup.dry_run || self.no_scan == NoScan::None {
             return Ok(report);
         }
         let request_id = self.client.request_scan(image, Some(deadline)).await?;
