@@ -50,7 +50,9 @@ fn harness() -> Result<Option<PathBuf>, Box<dyn std::error::Error>> {
     if Command::new("go").arg("version").output().is_err() {
         // In CI a missing peer is a failure, never a silent pass.
         if std::env::var_os("CI").is_some() {
-            return Err("no Go toolchain on PATH to build tests/k8s-webhook-harness (CI is set)".into());
+            return Err(
+                "no Go toolchain on PATH to build tests/k8s-webhook-harness (CI is set)".into(),
+            );
         }
         eprintln!(
             "SKIP apiserver_dispatcher: no Go toolchain on PATH to build tests/k8s-webhook-harness \

@@ -102,7 +102,12 @@ impl Api {
         })
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> TestResult<Answer> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> TestResult<Answer> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(body);
@@ -125,12 +130,14 @@ impl Api {
     }
 
     async fn create(&self, collection: &str, object: &Value) -> TestResult<Answer> {
-        self.send(reqwest::Method::POST, collection, Some(object)).await
+        self.send(reqwest::Method::POST, collection, Some(object))
+            .await
     }
 
     async fn wait_ready(&self, plane: &ControlPlane) -> TestResult {
         let started = Instant::now();
         loop {
+            plane.check_running()?;
             if let Ok(answer) = self.send(reqwest::Method::GET, "/readyz", None).await
                 && answer.status == 200
             {
@@ -145,7 +152,8 @@ impl Api {
 
     /// Registers (or replaces) the shipped webhook configuration pointing at `url`.
     async fn register(&self, url: &str, ca_pem: &str, failure_policy: &str) -> TestResult {
-        let shipped = std::fs::read_to_string(root().join("deploy/validatingwebhookconfiguration.yaml"))?;
+        let shipped =
+            std::fs::read_to_string(root().join("deploy/validatingwebhookconfiguration.yaml"))?;
         let mut config: Value = yaml_serde::from_str(&shipped)?;
         config["webhooks"][0]["clientConfig"] = json!({
             "url": url,
@@ -153,22 +161,37 @@ impl Api {
         });
         config["webhooks"][0]["failurePolicy"] = json!(failure_policy);
         let path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
-        let existing = self.send(reqwest::Method::GET, &format!("{path}/helios"), None).await?;
+        let existing = self
+            .send(reqwest::Method::GET, &format!("{path}/helios"), None)
+            .await?;
         let answer = if existing.status == 200 {
-            config["metadata"]["resourceVersion"] = existing.body["metadata"]["resourceVersion"].clone();
-            self.send(reqwest::Method::PUT, &format!("{path}/helios"), Some(&config)).await?
+            config["metadata"]["resourceVersion"] =
+                existing.body["metadata"]["resourceVersion"].clone();
+            self.send(
+                reqwest::Method::PUT,
+                &format!("{path}/helios"),
+                Some(&config),
+            )
+            .await?
         } else {
             self.create(path, &config).await?
         };
         if !(200..300).contains(&answer.status) {
-            return Err(format!("registering the webhook: {} {}", answer.status, answer.body).into());
+            return Err(
+                format!("registering the webhook: {} {}", answer.status, answer.body).into(),
+            );
         }
         Ok(())
     }
 
     /// Creates `object` (dry run) until `done` holds: the API server picks a changed webhook
     /// configuration up asynchronously.
-    async fn until(&self, collection: &str, object: &Value, done: impl Fn(&Answer) -> bool) -> TestResult<Answer> {
+    async fn until(
+        &self,
+        collection: &str,
+        object: &Value,
+        done: impl Fn(&Answer) -> bool,
+    ) -> TestResult<Answer> {
         let started = Instant::now();
         let dry = format!("{collection}?dryRun=All");
         loop {
@@ -177,7 +200,11 @@ impl Api {
                 return Ok(answer);
             }
             if started.elapsed() > Duration::from_secs(60) {
-                return Err(format!("the webhook configuration never took effect: {} {}", answer.status, answer.body).into());
+                return Err(format!(
+                    "the webhook configuration never took effect: {} {}",
+                    answer.status, answer.body
+                )
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -185,7 +212,10 @@ impl Api {
 }
 
 fn message(answer: &Answer) -> String {
-    answer.body["message"].as_str().unwrap_or_default().to_string()
+    answer.body["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn pod_spec(image: &str) -> Value {
@@ -226,18 +256,33 @@ async fn a_real_kube_apiserver_applies_helios_decisions() -> TestResult {
     let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
     let api = Api::new(&plane)?;
     api.wait_ready(&plane).await?;
-    let ns = api.create("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})).await?;
+    let ns = api
+        .create(
+            "/api/v1/namespaces",
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        )
+        .await?;
     assert_eq!(ns.status, 201, "{}", ns.body);
 
     // Enforce: vulnerable objects of every kind are denied with Helios's message.
     let enforce = webhook(scan_dir()?, ControllerConfig::default()).await?;
     api.register(&enforce.url, &enforce.ca_pem, "Fail").await?;
-    api.until(DEPLOYMENTS, &deployment("probe", CRITICAL), |a| a.status == 403).await?;
+    api.until(DEPLOYMENTS, &deployment("probe", CRITICAL), |a| {
+        a.status == 403
+    })
+    .await?;
 
-    let denied = api.create(DEPLOYMENTS, &deployment("web", CRITICAL)).await?;
+    let denied = api
+        .create(DEPLOYMENTS, &deployment("web", CRITICAL))
+        .await?;
     assert_eq!(denied.status, 403, "{}", denied.body);
     let msg = message(&denied);
-    assert!(msg.contains(DENIED) && msg.contains("registry.example.com/team/critical") && msg.contains("CVE-2024-0001"), "{msg}");
+    assert!(
+        msg.contains(DENIED)
+            && msg.contains("registry.example.com/team/critical")
+            && msg.contains("CVE-2024-0001"),
+        "{msg}"
+    );
     assert_eq!(denied.body["reason"], "Forbidden", "{}", denied.body);
 
     let created = api.create(DEPLOYMENTS, &deployment("web", CLEAN)).await?;
@@ -250,16 +295,33 @@ async fn a_real_kube_apiserver_applies_helios_decisions() -> TestResult {
     let init = api.create(PODS, &pod("with-init", with_init)).await?;
     assert_eq!(init.status, 403, "{}", init.body);
     assert!(message(&init).contains("CVE-2024-0001"), "{}", init.body);
-    assert_eq!(api.create(PODS, &pod("clean", pod_spec(CLEAN))).await?.status, 201);
+    assert_eq!(
+        api.create(PODS, &pod("clean", pod_spec(CLEAN)))
+            .await?
+            .status,
+        201
+    );
 
     let cron = api.create(CRONJOBS, &cronjob("nightly", CRITICAL)).await?;
     assert_eq!(cron.status, 403, "{}", cron.body);
-    assert_eq!(api.create(CRONJOBS, &cronjob("nightly", CLEAN)).await?.status, 201);
+    assert_eq!(
+        api.create(CRONJOBS, &cronjob("nightly", CLEAN))
+            .await?
+            .status,
+        201
+    );
 
     // Server-side dry run is decided too, and nothing is stored.
-    let dry = api.create(&format!("{DEPLOYMENTS}?dryRun=All"), &deployment("dry", CRITICAL)).await?;
+    let dry = api
+        .create(
+            &format!("{DEPLOYMENTS}?dryRun=All"),
+            &deployment("dry", CRITICAL),
+        )
+        .await?;
     assert_eq!(dry.status, 403, "{}", dry.body);
-    let stored = api.send(reqwest::Method::GET, &format!("{DEPLOYMENTS}/dry"), None).await?;
+    let stored = api
+        .send(reqwest::Method::GET, &format!("{DEPLOYMENTS}/dry"), None)
+        .await?;
     assert_eq!(stored.status, 404);
 
     // The API server's audit log carries Helios's audit annotations for the denied create.
@@ -267,28 +329,69 @@ async fn a_real_kube_apiserver_applies_helios_decisions() -> TestResult {
     let event = audit
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|e| e["verb"] == "create" && e["objectRef"]["name"] == "web" && e["responseStatus"]["code"] == 403)
+        .find(|e| {
+            e["verb"] == "create"
+                && e["objectRef"]["name"] == "web"
+                && e["responseStatus"]["code"] == 403
+        })
         .ok_or("no audit event for the denied create of deployment web")?;
-    assert_eq!(event["annotations"]["images.helios.dev/decision"], "deny", "{event}");
-    assert_eq!(event["annotations"]["images.helios.dev/policy-id"], "helios.default", "{event}");
+    assert_eq!(
+        event["annotations"]["images.helios.dev/decision"], "deny",
+        "{event}"
+    );
+    assert_eq!(
+        event["annotations"]["images.helios.dev/policy-id"], "helios.default",
+        "{event}"
+    );
 
     // Warn: created, with Helios's warnings returned to the client.
-    let warn = webhook(scan_dir()?, ControllerConfig { mode: Mode::Warn, ..Default::default() }).await?;
+    let warn = webhook(
+        scan_dir()?,
+        ControllerConfig {
+            mode: Mode::Warn,
+            ..Default::default()
+        },
+    )
+    .await?;
     api.register(&warn.url, &warn.ca_pem, "Ignore").await?;
-    api.until(DEPLOYMENTS, &deployment("probe", CRITICAL), |a| a.status == 201).await?;
-    let warned = api.create(DEPLOYMENTS, &deployment("warned", CRITICAL)).await?;
+    api.until(DEPLOYMENTS, &deployment("probe", CRITICAL), |a| {
+        a.status == 201
+    })
+    .await?;
+    let warned = api
+        .create(DEPLOYMENTS, &deployment("warned", CRITICAL))
+        .await?;
     assert_eq!(warned.status, 201, "{}", warned.body);
     let warnings = warned.warnings.join("\n");
     assert!(warnings.contains("CVE-2024-0001"), "{warnings}");
 
     // Helios down: failurePolicy Fail rejects, Ignore admits.
-    let closed = format!("https://127.0.0.1:{}/validate", helios_testkit::free_port()?);
+    let closed = format!(
+        "https://127.0.0.1:{}/validate",
+        helios_testkit::free_port()?
+    );
     api.register(&closed, &enforce.ca_pem, "Fail").await?;
-    let refused = api.until(DEPLOYMENTS, &deployment("probe", CLEAN), |a| a.status >= 500).await?;
-    assert!(message(&refused).contains("failed calling webhook"), "{}", refused.body);
+    let refused = api
+        .until(DEPLOYMENTS, &deployment("probe", CLEAN), |a| {
+            a.status >= 500
+        })
+        .await?;
+    assert!(
+        message(&refused).contains("failed calling webhook"),
+        "{}",
+        refused.body
+    );
     api.register(&closed, &enforce.ca_pem, "Ignore").await?;
-    api.until(DEPLOYMENTS, &deployment("probe", CLEAN), |a| a.status == 201).await?;
-    assert_eq!(api.create(DEPLOYMENTS, &deployment("unchecked", CRITICAL)).await?.status, 201);
+    api.until(DEPLOYMENTS, &deployment("probe", CLEAN), |a| {
+        a.status == 201
+    })
+    .await?;
+    assert_eq!(
+        api.create(DEPLOYMENTS, &deployment("unchecked", CRITICAL))
+            .await?
+            .status,
+        201
+    );
     Ok(())
 }
 
@@ -299,7 +402,11 @@ async fn dry_run_requests_no_lacework_scan_through_the_api_server() -> TestResul
     let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
     let api = Api::new(&plane)?;
     api.wait_ready(&plane).await?;
-    api.create("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})).await?;
+    api.create(
+        "/api/v1/namespaces",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .await?;
 
     let emu = Emulator::builder().start().await?;
     let client = LaceworkClient::builder()
@@ -307,16 +414,25 @@ async fn dry_run_requests_no_lacework_scan_through_the_api_server() -> TestResul
         .api_key(emu.key_id())
         .api_secret(emu.secret())
         .build()?;
-    let source = Arc::new(CachedSource::new(LaceworkSource::new(client, NoScan::RequestScan)));
+    let source = Arc::new(CachedSource::new(LaceworkSource::new(
+        client,
+        NoScan::RequestScan,
+    )));
     let hook = webhook(source, ControllerConfig::default()).await?;
     api.register(&hook.url, &hook.ca_pem, "Fail").await?;
     let unknown = format!("registry.example.com/team/new@sha256:{}", "d".repeat(64));
     // Wait for the configuration with a dry run (no scan) that Helios answers.
-    let dry = api.until(DEPLOYMENTS, &deployment("new", &unknown), |a| a.status == 403).await?;
+    let dry = api
+        .until(DEPLOYMENTS, &deployment("new", &unknown), |a| {
+            a.status == 403
+        })
+        .await?;
     assert!(message(&dry).contains(DENIED), "{}", dry.body);
     assert_eq!(emu.count(Endpoint::Scan), 0, "a dry run requested a scan");
 
-    let real = api.create(DEPLOYMENTS, &deployment("new", &unknown)).await?;
+    let real = api
+        .create(DEPLOYMENTS, &deployment("new", &unknown))
+        .await?;
     assert_eq!(real.status, 403, "{}", real.body);
     assert!(message(&real).contains("pending"), "{}", real.body);
     assert_eq!(emu.count(Endpoint::Scan), 1, "{:?}", emu.counters());

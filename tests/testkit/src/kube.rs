@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::opa::free_port;
@@ -61,7 +61,7 @@ fn on_path(name: &str) -> Option<PathBuf> {
 #[derive(Debug)]
 pub struct ControlPlane {
     etcd: Child,
-    apiserver: Child,
+    apiserver: Mutex<Child>,
     addr: SocketAddr,
     dir: tempfile::TempDir,
 }
@@ -91,20 +91,28 @@ impl ControlPlane {
         )?;
         let sa_key = rcgen::KeyPair::generate().map_err(|e| format!("service-account key: {e}"))?;
         write("sa.key", &sa_key.serialize_pem())?;
+        write("sa.pub", &sa_key.public_key_pem())?;
 
-        let log = |name: &str| {
-            std::fs::File::create(path(name)).map_err(|e| format!("{name}: {e}"))
-        };
+        let log =
+            |name: &str| std::fs::File::create(path(name)).map_err(|e| format!("{name}: {e}"));
         let etcd_client = free_port()?;
         let etcd_peer = free_port()?;
         let mut etcd = Command::new(&etcd_bin)
             .arg("--data-dir")
             .arg(path("etcd"))
-            .arg(format!("--listen-client-urls=http://127.0.0.1:{etcd_client}"))
-            .arg(format!("--advertise-client-urls=http://127.0.0.1:{etcd_client}"))
+            .arg(format!(
+                "--listen-client-urls=http://127.0.0.1:{etcd_client}"
+            ))
+            .arg(format!(
+                "--advertise-client-urls=http://127.0.0.1:{etcd_client}"
+            ))
             .arg(format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer}"))
-            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"))
-            .arg(format!("--initial-cluster=default=http://127.0.0.1:{etcd_peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"
+            ))
+            .arg(format!(
+                "--initial-cluster=default=http://127.0.0.1:{etcd_peer}"
+            ))
             .arg("--log-level=error")
             .stdin(Stdio::null())
             .stdout(log("etcd.log")?)
@@ -126,14 +134,20 @@ impl ControlPlane {
             format!("--token-auth-file={}", path("tokens.csv").display()),
             "--authorization-mode=RBAC".to_string(),
             "--service-account-issuer=https://kubernetes.default.svc".to_string(),
-            format!("--service-account-key-file={}", path("sa.key").display()),
+            format!("--service-account-key-file={}", path("sa.pub").display()),
             format!(
                 "--service-account-signing-key-file={}",
                 path("sa.key").display()
             ),
             "--service-cluster-ip-range=10.96.0.0/16".to_string(),
+            // The `kubernetes` Service's endpoints may not be a loopback address; nothing here
+            // needs that Service.
+            "--endpoint-reconciler-type=none".to_string(),
             "--disable-admission-plugins=ServiceAccount".to_string(),
-            format!("--audit-policy-file={}", path("audit-policy.yaml").display()),
+            format!(
+                "--audit-policy-file={}",
+                path("audit-policy.yaml").display()
+            ),
             format!("--audit-log-path={}", path("audit.log").display()),
             // Batching would delay events past what a test waits for.
             "--audit-log-mode=blocking".to_string(),
@@ -152,9 +166,9 @@ impl ControlPlane {
                 return Err(format!("{}: {e}", apiserver_bin.display()));
             }
         };
-        let mut plane = ControlPlane {
+        let plane = ControlPlane {
             etcd,
-            apiserver,
+            apiserver: Mutex::new(apiserver),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
         };
@@ -187,12 +201,19 @@ impl ControlPlane {
         )
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
+    /// `Err` with the API server's log when it has exited (e.g. a bad flag, or etcd gone).
+    pub fn check_running(&self) -> Result<(), String> {
+        let mut child = self.apiserver.lock().unwrap_or_else(|e| e.into_inner());
+        match child.try_wait() {
+            Ok(Some(status)) => Err(format!("kube-apiserver exited ({status}):\n{}", self.log())),
+            _ => Ok(()),
+        }
+    }
+
+    fn wait_ready(&self) -> Result<(), String> {
         let started = Instant::now();
         loop {
-            if let Ok(Some(status)) = self.apiserver.try_wait() {
-                return Err(format!("kube-apiserver exited ({status}):\n{}", self.log()));
-            }
+            self.check_running()?;
             if self.readyz() {
                 return Ok(());
             }
@@ -210,15 +231,20 @@ impl ControlPlane {
     /// Readiness proper (`/readyz`, which needs TLS and the token) is for the caller's HTTP
     /// client to poll; this crate stays free of an HTTP stack.
     fn readyz(&self) -> bool {
-        self.dir.path().join("certs").join("apiserver.crt").is_file()
+        self.dir
+            .path()
+            .join("certs")
+            .join("apiserver.crt")
+            .is_file()
             && TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok()
     }
 }
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        let _ = self.apiserver.kill();
-        let _ = self.apiserver.wait();
+        let child = self.apiserver.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
         let _ = self.etcd.kill();
         let _ = self.etcd.wait();
     }

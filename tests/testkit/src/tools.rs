@@ -25,7 +25,11 @@ pub(crate) fn tool(name: &str, env: &str) -> Result<PathBuf, String> {
     let bin = tools.join(name);
     let script = root.join("scripts").join("install-tools.sh");
     if !bin.is_file() {
-        eprintln!("helios-testkit: no {name} at {}, running {} {name}", bin.display(), script.display());
+        eprintln!(
+            "helios-testkit: no {name} at {}, running {} {name}",
+            bin.display(),
+            script.display()
+        );
     }
     let status = Command::new("bash")
         .arg(&script)
@@ -34,7 +38,10 @@ pub(crate) fn tool(name: &str, env: &str) -> Result<PathBuf, String> {
         .status()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !status.success() || !bin.is_file() {
-        return Err(format!("{} {name} failed ({status}); install Go, or set {env}", script.display()));
+        return Err(format!(
+            "{} {name} failed ({status}); install Go, or set {env}",
+            script.display()
+        ));
     }
     Ok(bin)
 }
