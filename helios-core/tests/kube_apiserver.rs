@@ -17,6 +17,7 @@ use helios_core::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
 use helios_core::scan::{CachedSource, DirSource, ScanSource};
 use helios_lacework_emulator::{Emulator, Endpoint};
 use helios_testkit::{ADMIN_TOKEN, ControlPlane};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -152,6 +153,17 @@ impl Api {
 
     /// Registers (or replaces) the shipped webhook configuration pointing at `url`.
     async fn register(&self, url: &str, ca_pem: &str, failure_policy: &str) -> TestResult {
+        self.register_with(url, ca_pem, failure_policy, 5).await
+    }
+
+    /// [`Api::register`] with another `timeoutSeconds`.
+    async fn register_with(
+        &self,
+        url: &str,
+        ca_pem: &str,
+        failure_policy: &str,
+        timeout_seconds: u32,
+    ) -> TestResult {
         let shipped =
             std::fs::read_to_string(root().join("deploy/validatingwebhookconfiguration.yaml"))?;
         let mut config: Value = yaml_serde::from_str(&shipped)?;
@@ -160,6 +172,7 @@ impl Api {
             "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
         });
         config["webhooks"][0]["failurePolicy"] = json!(failure_policy);
+        config["webhooks"][0]["timeoutSeconds"] = json!(timeout_seconds);
         let path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
         let existing = self
             .send(reqwest::Method::GET, &format!("{path}/helios"), None)
@@ -436,5 +449,279 @@ async fn dry_run_requests_no_lacework_scan_through_the_api_server() -> TestResul
     assert_eq!(real.status, 403, "{}", real.body);
     assert!(message(&real).contains("pending"), "{}", real.body);
     assert_eq!(emu.count(Endpoint::Scan), 1, "{:?}", emu.counters());
+    Ok(())
+}
+
+/// The API resource path of a manifest's kind, found through the API server's discovery (as
+/// kubectl does), e.g. `/apis/apps/v1/namespaces/helios-system/deployments`.
+async fn resource_path(api: &Api, object: &Value) -> TestResult<String> {
+    let api_version = object["apiVersion"]
+        .as_str()
+        .ok_or("manifest without apiVersion")?;
+    let kind = object["kind"].as_str().ok_or("manifest without kind")?;
+    let group_path = if api_version.contains('/') {
+        format!("/apis/{api_version}")
+    } else {
+        format!("/api/{api_version}")
+    };
+    let discovery = api.send(reqwest::Method::GET, &group_path, None).await?;
+    let resource = discovery.body["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["kind"] == kind && !r["name"].as_str().unwrap_or("/").contains('/'))
+        .ok_or_else(|| format!("the API server does not serve {api_version} {kind}"))?;
+    let name = resource["name"].as_str().unwrap_or_default();
+    Ok(
+        match (
+            resource["namespaced"].as_bool(),
+            object["metadata"]["namespace"].as_str(),
+        ) {
+            (Some(true), Some(ns)) => format!("{group_path}/namespaces/{ns}/{name}"),
+            (Some(true), None) => format!("{group_path}/namespaces/default/{name}"),
+            _ => format!("{group_path}/{name}"),
+        },
+    )
+}
+
+/// cert-manager's `Issuer` and `Certificate` as bare CRDs (any content), so the manifests that
+/// use them can be created; their content is cert-manager's to validate.
+fn cert_manager_crd(kind: &str, plural: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.cert-manager.io")},
+        "spec": {
+            "group": "cert-manager.io", "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    })
+}
+
+/// Every manifest in deploy/ is accepted by the API server as written (namespace first,
+/// webhook configurations last, as `kubectl apply -k` orders them).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deploy_manifests_are_accepted_by_a_real_api_server() -> TestResult {
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    let api = Api::new(&plane)?;
+    api.wait_ready(&plane).await?;
+    for (kind, plural) in [("Issuer", "issuers"), ("Certificate", "certificates")] {
+        let crd = api
+            .create(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                &cert_manager_crd(kind, plural),
+            )
+            .await?;
+        assert_eq!(crd.status, 201, "{}", crd.body);
+    }
+
+    let mut objects = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("deploy"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "yaml") && !p.ends_with("kustomization.yaml")
+        })
+        .collect();
+    files.sort();
+    for file in &files {
+        for document in yaml_serde::Deserializer::from_str(&std::fs::read_to_string(file)?) {
+            let value = Value::deserialize(document)?;
+            if !value.is_null() {
+                objects.push((file.clone(), value));
+            }
+        }
+    }
+    let rank = |v: &Value| match v["kind"].as_str() {
+        Some("Namespace") => 0,
+        Some(k) if k.ends_with("WebhookConfiguration") => 2,
+        _ => 1,
+    };
+    objects.sort_by_key(|(_, v)| rank(v));
+    assert!(
+        objects.len() >= 10,
+        "only {} manifests found in deploy/",
+        objects.len()
+    );
+
+    for (file, object) in &objects {
+        // The CRDs are served a moment after they are created.
+        let started = Instant::now();
+        let path = loop {
+            match resource_path(&api, object).await {
+                Ok(path) => break path,
+                Err(e) if started.elapsed() > Duration::from_secs(30) => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        };
+        let created = api.create(&path, object).await?;
+        assert_eq!(
+            created.status,
+            201,
+            "{} ({}): {}",
+            file.display(),
+            object["kind"],
+            created.body
+        );
+    }
+    Ok(())
+}
+
+/// A scan source slower than the webhook's `timeoutSeconds`.
+struct Slow;
+
+#[async_trait::async_trait]
+impl ScanSource for Slow {
+    async fn scan(
+        &self,
+        _image: &helios_core::image::ImageRef,
+        _lookup: helios_core::scan::Lookup,
+    ) -> helios_core::Result<helios_core::scan::ScanReport> {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        Ok(helios_core::scan::ScanReport::completed(
+            "file",
+            None,
+            None,
+            Vec::new(),
+        ))
+    }
+}
+
+/// Helios slower than `timeoutSeconds`: the API server gives up on it and applies the
+/// webhook's failure policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_slower_than_its_timeout_gets_the_failure_policy() -> TestResult {
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    let api = Api::new(&plane)?;
+    api.wait_ready(&plane).await?;
+    api.create(
+        "/api/v1/namespaces",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .await?;
+    let slow = webhook(
+        Arc::new(Slow),
+        ControllerConfig {
+            deadline_ms: 10_000,
+            ..Default::default()
+        },
+    )
+    .await?;
+    api.register_with(&slow.url, &slow.ca_pem, "Fail", 1)
+        .await?;
+    let timed_out = api
+        .until(DEPLOYMENTS, &deployment("slow", CLEAN), |a| a.status >= 500)
+        .await?;
+    let msg = message(&timed_out);
+    assert!(
+        msg.contains("failed calling webhook")
+            && (msg.contains("deadline") || msg.contains("timeout")),
+        "{msg}"
+    );
+    api.register_with(&slow.url, &slow.ca_pem, "Ignore", 1)
+        .await?;
+    api.until(DEPLOYMENTS, &deployment("slow", CLEAN), |a| a.status == 201)
+        .await?;
+    Ok(())
+}
+
+/// A serving certificate for `127.0.0.1` signed by `ca`, as (cert PEM, key PEM, cert DER).
+fn leaf(
+    ca: &rcgen::CertificateParams,
+    ca_key: &rcgen::KeyPair,
+) -> TestResult<(String, String, Vec<u8>)> {
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])?
+        .signed_by(&key, &rcgen::Issuer::from_params(ca, ca_key))?;
+    Ok((cert.pem(), key.serialize_pem(), cert.der().to_vec()))
+}
+
+/// The certificate the webhook serves to a new connection (DER).
+async fn served_certificate(url: &str, ca_pem: &str) -> TestResult<Vec<u8>> {
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes())?)
+        .tls_info(true)
+        .build()?;
+    let response = client.get(url).send().await?;
+    let info = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .ok_or("no TLS info")?;
+    Ok(info
+        .peer_certificate()
+        .ok_or("no peer certificate")?
+        .to_vec())
+}
+
+/// The webhook's certificate is rotated (same CA, new key) while the API server keeps calling:
+/// no call fails, and new connections get the new certificate.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_rotation_while_the_api_server_calls_drops_nothing() -> TestResult {
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    let api = Api::new(&plane)?;
+    api.wait_ready(&plane).await?;
+    api.create(
+        "/api/v1/namespaces",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .await?;
+
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key)?.pem();
+    let dir = tempfile::tempdir()?;
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let (cert, key, first) = leaf(&ca, &ca_key)?;
+    std::fs::write(&cert_file, cert)?;
+    std::fs::write(&key_file, key)?;
+    let controller = AdmissionController::new(
+        scan_dir()?,
+        Arc::new(EmbeddedEvaluator::default_policy()?),
+        ControllerConfig::default(),
+    );
+    let (addr, _running, _task) = serve(
+        controller,
+        ServerOptions {
+            listen: "127.0.0.1:0".parse()?,
+            tls_cert: cert_file.clone(),
+            tls_key: key_file.clone(),
+            reload_interval: Duration::from_millis(100),
+        },
+        Arc::new(Metrics::new()),
+    )
+    .await?;
+    let url = format!("https://{addr}/validate");
+    assert_eq!(served_certificate(&url, &ca_pem).await?, first);
+    api.register(&url, &ca_pem, "Fail").await?;
+    api.until(DEPLOYMENTS, &deployment("probe", CRITICAL), |a| {
+        a.status == 403
+    })
+    .await?;
+
+    let (cert, key, second) = leaf(&ca, &ca_key)?;
+    let dry = format!("{DEPLOYMENTS}?dryRun=All");
+    for i in 0..40 {
+        if i == 10 {
+            // Key first, then certificate: the server reloads when both have changed.
+            std::fs::write(&key_file, &key)?;
+            std::fs::write(&cert_file, &cert)?;
+        }
+        let (image, expected) = if i % 2 == 0 {
+            (CLEAN, 201)
+        } else {
+            (CRITICAL, 403)
+        };
+        let answer = api
+            .create(&dry, &deployment(&format!("d{i}"), image))
+            .await?;
+        assert_eq!(answer.status, expected, "call {i}: {}", answer.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        served_certificate(&url, &ca_pem).await?,
+        second,
+        "the rotated certificate is not served"
+    );
     Ok(())
 }
