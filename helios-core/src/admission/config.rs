@@ -158,6 +158,7 @@ impl WebhookConfig {
                 "admission.deadline_ms must be above 0",
             ));
         }
+        self.admission.limits.validate()?;
         if self.policy.opa_url.is_some() && !self.policy.paths.is_empty() {
             return Err(Error::invalid(
                 "webhook config",

@@ -77,7 +77,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Registers the metrics: `helios_admission_reviews_total{decision,mode}`,
-    /// `helios_admission_backend_errors_total{kind}` (scan, policy, deadline, invalid_review)
+    /// `helios_admission_backend_errors_total{kind}` (scan, policy, deadline, limit, invalid_review)
     /// and `helios_admission_review_duration_seconds`.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("helios_admission");
@@ -111,7 +111,7 @@ impl Metrics {
                 });
             }
         }
-        for k in ["scan", "policy", "deadline", "invalid_review"] {
+        for k in ["scan", "policy", "deadline", "limit", "invalid_review"] {
             let _ = errors.get_or_create(&ErrorLabels { kind: k.into() });
         }
         Metrics {

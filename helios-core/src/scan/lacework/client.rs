@@ -555,6 +555,8 @@ impl LaceworkClient {
     }
 
     async fn take_budget(&self, deadline: Instant) -> Result<()> {
+        let budget = &self.inner.budget;
+        super::share::spend(budget.limit(), budget.window()).map_err(|r| self.unavailable(r))?;
         loop {
             match self.inner.budget.try_take(Instant::now()) {
                 Ok(()) => return Ok(()),

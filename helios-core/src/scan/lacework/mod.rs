@@ -27,6 +27,7 @@ mod retry;
 mod rows;
 mod search;
 mod secret;
+mod share;
 mod source;
 mod token;
 
@@ -40,6 +41,7 @@ pub use rows::{
 };
 pub use search::{Filter, SEARCH_PATH, lacework_registry};
 pub use secret::Secret;
+pub use share::{BudgetShare, ShareLedger};
 pub use source::{LaceworkSource, NoScan};
 pub use token::TOKEN_PATH;
 
