@@ -273,3 +273,229 @@ async fn a_runaway_builtin_is_a_policy_timeout() -> Result<()> {
     assert!(matches!(err, Some(Error::PolicyTimeout { .. })), "{err:?}");
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Size caps on every read.
+
+/// A hostile HTTP/1.1 server on loopback: answers each request with `answer(path)` — status,
+/// extra headers and body — and counts requests.
+async fn hostile_server(
+    answer: impl Fn(&str) -> (u16, String, Vec<u8>) + Send + Sync + 'static,
+) -> Result<(String, Arc<AtomicUsize>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(fail)?;
+    let url = format!("http://{}", listener.local_addr().map_err(fail)?);
+    let count = Arc::new(AtomicUsize::new(0));
+    let (answer, counter) = (Arc::new(answer), count.clone());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (answer, counter) = (answer.clone(), counter.clone());
+            tokio::spawn(async move {
+                loop {
+                    // Read one request: headers, then the announced body.
+                    let mut buf = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !buf.ends_with(b"\r\n\r\n") {
+                        match conn.read(&mut byte).await {
+                            Ok(1) => buf.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).to_string();
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    if conn.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let (status, headers, body) = answer(&path);
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{headers}\r\n",
+                        body.len()
+                    );
+                    if conn.write_all(head.as_bytes()).await.is_err()
+                        || conn.write_all(&body).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((url, count))
+}
+
+/// A Lacework whose token endpoint works and whose search answers `search(path)`.
+async fn hostile_lacework(
+    search: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+) -> Result<(LaceworkClient, Arc<AtomicUsize>)> {
+    let (url, count) = hostile_server(move |path| {
+        if path.starts_with("/api/v2/access/tokens") {
+            let body = json!({"token": "t0k3n", "expiresAt": "2099-01-01T00:00:00Z"});
+            (201, String::new(), body.to_string().into_bytes())
+        } else {
+            (200, String::new(), search(path))
+        }
+    })
+    .await?;
+    let client = LaceworkClient::builder()
+        .account(url)
+        .api_key("KEY")
+        .api_secret("SECRET")
+        .image_id_fallback(false)
+        .look_back(Duration::from_secs(7 * 24 * 3600))
+        .retries(0, Duration::from_millis(10), Duration::from_millis(10))
+        .build()?;
+    Ok((client, count))
+}
+
+const IMAGE_A: &str = "registry.example.com/team/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+#[tokio::test]
+async fn a_repeated_next_page_is_an_error_not_a_spent_budget() -> Result<()> {
+    let (client, count) = hostile_lacework(|_| {
+        // Every page, the first included, says the next page is the same URL.
+        json!({"data": [], "paging": {"urls": {"nextPage": "/api/v2/Vulnerabilities/Containers/search/again"}}})
+            .to_string()
+            .into_bytes()
+    })
+    .await?;
+    let err = client
+        .find_scan(&ImageRef::parse(IMAGE_A)?, None)
+        .await
+        .err();
+    let text = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        text.contains("nextPage pointed to a page already read"),
+        "{text}"
+    );
+    // Token, search, the page once, then the repeat is noticed.
+    assert!(
+        count.load(Ordering::SeqCst) <= 4,
+        "{} requests",
+        count.load(Ordering::SeqCst)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_oversized_lacework_page_is_refused() -> Result<()> {
+    // 40 MiB of whitespace-padded JSON: past the 32 MiB cap.
+    let (client, _) = hostile_lacework(|_| {
+        let mut body = vec![b' '; 40 * 1024 * 1024];
+        body.extend_from_slice(b"{\"data\": []}");
+        body
+    })
+    .await?;
+    let err = client
+        .find_scan(&ImageRef::parse(IMAGE_A)?, None)
+        .await
+        .err();
+    let text = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("larger than 32 MiB"), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_oversized_opa_answer_is_refused() -> Result<()> {
+    let (url, _) = hostile_server(|_| {
+        let mut body = vec![b' '; 20 * 1024 * 1024];
+        body.extend_from_slice(b"{\"result\": {}}");
+        (200, String::new(), body)
+    })
+    .await?;
+    let opa = helios_core::policy::OpaEvaluator::builder(url).build()?;
+    let input = PolicyInput::for_ci(
+        ImageRef::parse("nginx:1.25")?,
+        ScanReport::completed("file", None, None, Vec::new()),
+        None,
+    );
+    let err = opa.evaluate(&input).await.err();
+    let text = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("larger than 16 MiB"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn report_fields_are_capped() -> Result<()> {
+    let long = "X".repeat(10 * 1024 * 1024);
+    let scan = json!({"data": [{
+        "evalGuid": "e1",
+        "evalCtx": {"image_info": {"digest": "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}},
+        "featureKey": {"name": long, "version": "1", "namespace": "debian:12"},
+        "severity": "High", "status": "VULNERABLE", "vulnId": long
+    }]});
+    let report = ScanReport::from_scan_json(&scan.to_string(), None)?;
+    let v = report
+        .vulnerabilities
+        .first()
+        .ok_or_else(|| fail("no finding"))?;
+    assert!(v.id.len() <= 256 && v.id.ends_with('…'), "{}", v.id.len());
+    assert!(v.package.name.len() <= 256);
+    Ok(())
+}
+
+#[test]
+fn scan_files_must_be_regular_and_bounded() -> Result<()> {
+    let err = ScanReport::from_scan_file(std::path::Path::new("/dev/zero"), None).err();
+    let text = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("not a regular file"), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn scan_dir_skips_symlinks_out_of_it_and_never_quotes_files() -> Result<()> {
+    use helios_core::scan::DirSource;
+    let outside = tempfile::tempdir().map_err(fail)?;
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let secret = outside.path().join("secret.json");
+    let rows = |d: &str| {
+        json!({"data": [{"evalGuid": "e", "evalCtx": {"image_info": {"digest": d}},
+            "featureKey": {"name": "zlib", "version": "1"}, "severity": "Low",
+            "status": "VULNERABLE", "vulnId": "CVE-1"}]})
+        .to_string()
+    };
+    let b = format!("sha256:{}", "b".repeat(64));
+    std::fs::write(&secret, rows(&b)).map_err(fail)?;
+    std::os::unix::fs::symlink(&secret, dir.path().join("link.json")).map_err(fail)?;
+    // A link that stays inside (as in a ConfigMap volume) is followed.
+    let c = format!("sha256:{}", "c".repeat(64));
+    std::fs::create_dir(dir.path().join("..data")).map_err(fail)?;
+    std::fs::write(dir.path().join("..data/inner.json"), rows(&c)).map_err(fail)?;
+    std::os::unix::fs::symlink("..data/inner.json", dir.path().join("inner.json")).map_err(fail)?;
+    // A malformed file named for its digest: its contents must not reach the user.
+    let d = "d".repeat(64);
+    std::fs::write(
+        dir.path().join(format!("sha256-{d}.json")),
+        r#"{"status": "completed", "source": "TOP-SECRET-VALUE"}"#,
+    )
+    .map_err(fail)?;
+
+    let source = DirSource::open(dir.path())?;
+    let digests = source.digests();
+    assert!(!digests.contains(&b), "{digests:?}");
+    assert!(digests.contains(&c), "{digests:?}");
+    let followed = DirSource::open(dir.path())?.allow_outside_symlinks(true)?;
+    assert!(followed.digests().contains(&b));
+
+    let c = controller(Arc::new(source), ControllerConfig::default())?;
+    let image = format!("registry.example.com/team/app@sha256:{d}");
+    let (review, outcome) = c.review(pod_review("shop", "alice", &[image])?).await?;
+    assert_eq!(outcome.verdict, Verdict::FailClosed);
+    let text = message(&review);
+    assert!(
+        text.contains("unreadable or malformed") && !text.contains("TOP-SECRET"),
+        "{text}"
+    );
+    Ok(())
+}

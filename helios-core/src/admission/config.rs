@@ -125,6 +125,8 @@ pub struct Overrides {
 pub struct ScanConfig {
     /// A directory of scan files (one per image digest or name).
     pub dir: Option<PathBuf>,
+    /// Follow symbolic links in `dir` that point outside it (default: skipped).
+    pub allow_outside_symlinks: bool,
     /// Use Lacework, with credentials from the environment (`LW_ACCOUNT`, `LW_API_KEY`,
     /// `LW_API_SECRET`, from the Secret in `deploy/`).
     pub lacework: bool,
@@ -218,7 +220,10 @@ impl WebhookConfig {
     /// (answered `pending`), except for dry runs.
     pub fn scan_source(&self) -> Result<Arc<dyn ScanSource>> {
         if let Some(dir) = &self.scans.dir {
-            return Ok(Arc::new(DirSource::open(dir.clone())?));
+            return Ok(Arc::new(
+                DirSource::open(dir.clone())?
+                    .allow_outside_symlinks(self.scans.allow_outside_symlinks)?,
+            ));
         }
         if self.scans.lacework {
             let client = LaceworkClient::from_env()?;

@@ -301,10 +301,12 @@ pub fn report_from_rows(rows: &[ContainerVulnRow], digest: Option<&str>) -> Resu
         .iter()
         .map(|r| r.to_vulnerability())
         .collect::<Result<Vec<_>>>()?;
-    Ok(ScanReport::completed(
+    let mut report = ScanReport::completed(
         super::SOURCE,
         id.map(str::to_string),
         scanned_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
         vulnerabilities,
-    ))
+    );
+    report.cap_fields();
+    Ok(report)
 }

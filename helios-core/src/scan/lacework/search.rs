@@ -111,6 +111,9 @@ impl LaceworkClient {
         .map_err(|e| Error::invalid("Lacework search", e))?;
 
         let mut rows = Vec::new();
+        // A server answering the same `nextPage` forever would spend the request budget on
+        // one search: a page already read is an error.
+        let mut seen = std::collections::HashSet::new();
         let mut reply = self
             .call(Method::POST, SEARCH_PATH, Some(&body), deadline)
             .await?;
@@ -143,6 +146,15 @@ impl LaceworkClient {
                 .and_then(|u| u.next_page)
                 .filter(|u| !u.trim().is_empty());
             match next {
+                Some(url) if !seen.insert(url.clone()) => {
+                    return Err(Error::Remote {
+                        service: self.service().to_string(),
+                        code: None,
+                        message: "the search's nextPage pointed to a page already read; \
+                                  stopped following it"
+                            .into(),
+                    });
+                }
                 Some(url) => reply = self.call(Method::GET, &url, None, deadline).await?,
                 None => return Ok(rows),
             }
