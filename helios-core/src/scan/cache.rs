@@ -193,6 +193,10 @@ fn clone_error(e: &Error) -> Error {
             path: path.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),
         },
+        Error::Write { path, source } => Error::Write {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
         Error::Auth { service, reason } => Error::Auth {
             service: service.clone(),
             reason: reason.clone(),
