@@ -229,8 +229,10 @@ fn slow_evaluator(time_limit: Duration) -> Result<EmbeddedEvaluator> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deadline_holds_when_evaluation_is_heavy() -> Result<()> {
-    let mut config = ControllerConfig::default();
-    config.deadline_ms = 300;
+    let config = ControllerConfig {
+        deadline_ms: 300,
+        ..ControllerConfig::default()
+    };
     let c = AdmissionController::new(
         Arc::new(Counting::default()),
         Arc::new(slow_evaluator(Duration::from_secs(5))?),

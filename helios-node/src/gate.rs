@@ -116,7 +116,8 @@ fn lookup(
 enum Job {
     /// `scan`: the Lacework report.
     Scan {
-        image: Result<ImageRef, CoreError>,
+        // Boxed: an image reference and an error are large beside the other variant's box.
+        image: Box<Result<ImageRef, CoreError>>,
         lookup: LaceworkLookup,
     },
     /// `gate`: the scan, then the policy.
@@ -209,7 +210,7 @@ pub fn scan(image: String, options: Option<Unknown<'_>>) -> napi::Result<AsyncTa
     )?;
     Ok(AsyncTask::new(LookupTask {
         job: Some(Job::Scan {
-            image: ImageRef::parse(&image),
+            image: Box::new(ImageRef::parse(&image)),
             lookup,
         }),
     }))
@@ -246,7 +247,7 @@ impl<'task> ScopedTask<'task> for LookupTask {
         // A libuv worker is outside napi-rs's `catch_unwind`: a panic becomes a rejection.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match job {
             Job::Scan { image, lookup } => {
-                let image = image?;
+                let image = (*image)?;
                 let report = block_on(scan_image(&image, &lookup))?;
                 to_json(&report, "scan report")
             }
