@@ -199,10 +199,11 @@ async fn one_review_spends_only_its_share_of_the_lacework_budget() -> Result<()>
         .unwrap_or_default();
     assert!(text.contains("lacework_share_per_review"), "{text}");
 
-    // Another team's review still gets its images looked up.
-    let (review, outcome) = c
-        .review(pod_review("pay", "bob", &lacework_images(2, 1000))?)
-        .await?;
+    // Another team's review still gets its images looked up, also those the hostile review
+    // was refused (its refusals are not cached for others).
+    let mut images = lacework_images(2, 1000);
+    images.extend(lacework_images(600, 0).into_iter().rev().take(2));
+    let (review, outcome) = c.review(pod_review("pay", "bob", &images)?).await?;
     assert!(
         !outcome.failures.contains(&FailureKind::Scan),
         "{}",

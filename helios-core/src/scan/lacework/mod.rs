@@ -41,6 +41,7 @@ pub use rows::{
 };
 pub use search::{Filter, SEARCH_PATH, lacework_registry};
 pub use secret::Secret;
+pub(crate) use share::refused as share_refused;
 pub use share::{BudgetShare, ShareLedger};
 pub use source::{LaceworkSource, NoScan};
 pub use token::TOKEN_PATH;

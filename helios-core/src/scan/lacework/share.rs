@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,9 @@ struct Account {
 #[derive(Debug, Clone)]
 pub struct BudgetShare {
     review: Arc<AtomicU32>,
+    /// Set when this share refused a request of the running lookup (one flag per
+    /// [`BudgetShare::scope`]), so the cache does not keep that answer for other callers.
+    refused: Arc<AtomicBool>,
     review_share: f64,
     review_setting: &'static str,
     accounts: Vec<Account>,
@@ -61,6 +64,7 @@ impl BudgetShare {
     pub fn review(ledger: Arc<ShareLedger>, share: f64, setting: &'static str) -> Self {
         BudgetShare {
             review: Arc::new(AtomicU32::new(0)),
+            refused: Arc::new(AtomicBool::new(false)),
             review_share: share,
             review_setting: setting,
             accounts: Vec::new(),
@@ -81,7 +85,8 @@ impl BudgetShare {
     }
 
     /// Runs `lookup` charged to this share.
-    pub async fn scope<F: Future>(self, lookup: F) -> F::Output {
+    pub async fn scope<F: Future>(mut self, lookup: F) -> F::Output {
+        self.refused = Arc::new(AtomicBool::new(false));
         SHARE.scope(self, lookup).await
     }
 
@@ -98,6 +103,7 @@ impl BudgetShare {
     fn try_spend(&self, limit: u32, window: Duration, now: Instant) -> Result<(), String> {
         let review_max = Self::allowed(self.review_share, limit);
         if self.review.load(Ordering::Relaxed) >= review_max {
+            self.refused.store(true, Ordering::Relaxed);
             return Err(format!(
                 "this review's share of the Lacework request budget is spent ({review_max} of \
                  {limit} requests; {}); the image is left unchecked",
@@ -119,6 +125,7 @@ impl BudgetShare {
             let max = Self::allowed(a.share, limit);
             let used = sent.get(&a.key).map_or(0, VecDeque::len);
             if used >= max as usize {
+                self.refused.store(true, Ordering::Relaxed);
                 return Err(format!(
                     "the share of the Lacework request budget of {} is spent ({max} of {limit} \
                      requests per {} s; {}); the image is left unchecked",
@@ -134,6 +141,16 @@ impl BudgetShare {
         self.review.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Whether the share of the running lookup refused one of its requests: its answer speaks of
+/// this caller's share, not of the image, and must not be cached for others (an attacker
+/// could otherwise spend their own share and leave `unavailable` answers for other teams'
+/// images in the cache).
+pub(crate) fn refused() -> bool {
+    SHARE
+        .try_with(|share| share.refused.load(Ordering::Relaxed))
+        .unwrap_or(false)
 }
 
 /// Charges one request to the share of the running lookup, if it runs in one.
