@@ -44,7 +44,14 @@ for name, n in [("big", 50000), ("small", 3)]:
 EOF
 echo "big review: $(wc -c <"$work/big.json") bytes, 50000 containers; small review: 3 containers"
 
-RUST_LOG=warn "$bin" webhook --scan-dir "$root/tests/fixtures/admission-scans" \
+# HELIOS_LOAD_MAX_CONTAINERS=50000 lifts the per-review container limit (builds with
+# admission.limits only), to see the deadline and the evaluation pool at work on every container.
+config=()
+if [ -n "${HELIOS_LOAD_MAX_CONTAINERS:-}" ]; then
+  printf 'admission:\n  limits:\n    max_containers: %s\n' "$HELIOS_LOAD_MAX_CONTAINERS" >"$work/helios.yaml"
+  config=(--config "$work/helios.yaml")
+fi
+RUST_LOG=warn "$bin" webhook "${config[@]}" --scan-dir "$root/tests/fixtures/admission-scans" \
   --listen "127.0.0.1:$port" --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
   >"$work/server.log" 2>&1 &
 server=$!

@@ -810,7 +810,8 @@ fn respond(
                     format!("error:{}", kind.as_str()),
                 );
                 failures.push(*kind);
-                if *kind == FailureKind::Limit {
+                // Limits and the deadline leave many containers unchecked for one reason.
+                if matches!(kind, FailureKind::Limit | FailureKind::Deadline) {
                     let (count, names) = limited.entry(reason.as_str()).or_default();
                     *count += 1;
                     if names.len() < LIMITED_NAMED {
@@ -825,6 +826,10 @@ fn respond(
     // One line per limit, not per container: a review past a limit may list tens of thousands.
     for (reason, (count, names)) in limited {
         let more = if count > names.len() { ", …" } else { "" };
+        if count == 1 {
+            failures_text.push(format!("could not check {}: {reason}", names.join(", ")));
+            continue;
+        }
         failures_text.push(format!(
             "could not check {count} container{} ({}{more}): {reason}",
             if count == 1 { "" } else { "s" },
