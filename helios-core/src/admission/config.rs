@@ -305,6 +305,19 @@ mod tests {
     }
 
     #[test]
+    fn review_limits_and_scan_dir_symlinks_are_configurable() -> Result<()> {
+        let cfg = WebhookConfig::from_yaml(
+            "scans:\n  allow_outside_symlinks: true\nadmission:\n  limits:\n    max_containers: 10\n    lacework_share_per_user: 0.5\n",
+        )?;
+        assert_eq!(cfg.admission.limits.max_containers, 10);
+        assert_eq!(cfg.admission.limits.max_images, 32);
+        assert!(cfg.scans.allow_outside_symlinks);
+        let err = WebhookConfig::from_yaml("admission:\n  limits:\n    max_images: 0\n").err();
+        assert!(err.is_some_and(|e| e.to_string().contains("max_images")));
+        Ok(())
+    }
+
+    #[test]
     fn typos_are_errors_naming_the_field() {
         let err = WebhookConfig::from_yaml("admission:\n  mdoe: warn\n").err();
         assert!(err.is_some_and(|e| e.to_string().contains("mdoe")));
