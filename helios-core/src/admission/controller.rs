@@ -341,6 +341,8 @@ const MAX_VIOLATIONS_PER_IMAGE: usize = 5;
 const MAX_MESSAGE_LEN: usize = 3072;
 /// Longest audit annotation value.
 const MAX_ANNOTATION_LEN: usize = 4096;
+/// Most of the review deadline kept for answering (see `decide`).
+const ANSWER_MARGIN: Duration = Duration::from_millis(250);
 /// Containers named in the one message about containers left unchecked by a limit.
 const LIMITED_NAMED: usize = 3;
 /// Longest list of images in a review's log line.
@@ -485,7 +487,10 @@ impl AdmissionController {
             return skip("no new images to check".into());
         }
 
-        let deadline = started + cfg.deadline();
+        // Work stops a little before the deadline (a tenth of it, at most 250 ms), leaving time
+        // to assemble and send the answer, which for a review at its limits is not free.
+        let budget = cfg.deadline();
+        let deadline = started + budget - (budget / 10).min(ANSWER_MARGIN);
         let lookup = Lookup {
             deadline: Some(deadline),
             dry_run: req.is_dry_run(),
