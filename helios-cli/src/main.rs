@@ -46,17 +46,33 @@ enum PolicyCommand {
 /// Exit code when Helios could not decide.
 const EXIT_ERROR: u8 = 2;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Eval(args) => commands::eval::run(args).await,
-        Command::Gate(args) => commands::gate::run(args).await,
-        Command::Scan(args) => commands::scan::run(args).await,
-        Command::Policy(PolicyCommand::Test(args)) => commands::policy_test::run(args),
-        Command::Webhook(args) => commands::webhook::run_webhook(args).await,
-        Command::Review(args) => commands::webhook::run_review(args).await,
+    // Multi-threaded: the webhook answers reviews on every core, and policy evaluation runs on
+    // the blocking pool beside them.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("helios: error[io]: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
     };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Eval(args) => commands::eval::run(args).await,
+            Command::Gate(args) => commands::gate::run(args).await,
+            Command::Scan(args) => commands::scan::run(args).await,
+            Command::Policy(PolicyCommand::Test(args)) => commands::policy_test::run(args),
+            Command::Webhook(args) => commands::webhook::run_webhook(args).await,
+            Command::Review(args) => commands::webhook::run_review(args).await,
+        }
+    });
+    // A runaway evaluation the policy watchdog gave up on may still be running on a blocking
+    // thread; the answer is already decided, so do not wait for it.
+    runtime.shutdown_background();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -298,3 +298,54 @@ fn gate_writes_artifacts_in_the_format_their_names_ask_for()
     );
     Ok(())
 }
+
+/// Issue 16: a policy whose builtin runs far past the time limit (regorus does not consult its
+/// timer inside `numbers.range`) is a policy error, exit 2, not a decision.
+#[test]
+fn a_runaway_policy_is_a_policy_timeout_exit_2() {
+    let policy = temp_file(
+        "runaway.rego",
+        "package helios\ndeny contains \"big\" if count(numbers.range(1, 10000000)) > 0\n",
+    );
+    let o = helios(&[
+        "gate",
+        "registry.example.com/shop/api:2.0",
+        "--scan-file",
+        "examples/scans/clean-scan.json",
+        "--policy",
+        policy.to_str().unwrap_or_default(),
+        "--time-limit-ms",
+        "20",
+    ]);
+    assert_one_line_error(&o, "policy_timeout", &["time limit of 20 ms"]);
+}
+
+/// Issue 16: a scan file that is not a regular file is refused, not read until memory runs out.
+#[test]
+fn gate_refuses_a_device_as_scan_file() {
+    let o = helios(&[
+        "gate",
+        "registry.example.com/shop/api:2.0",
+        "--scan-file",
+        "/dev/zero",
+    ]);
+    assert_one_line_error(&o, "invalid_input", &["/dev/zero", "not a regular file"]);
+}
+
+/// Issue 16: an artifact that cannot be written says so (it used to say "cannot read").
+#[test]
+fn an_unwritable_artifact_says_cannot_write() {
+    let o = helios(&[
+        "gate",
+        "registry.example.com/shop/api:2.0",
+        "--scan-file",
+        "examples/scans/clean-scan.json",
+        "--artifact",
+        "/nonexistent-helios-dir/report.json",
+    ]);
+    assert_one_line_error(
+        &o,
+        "io",
+        &["cannot write /nonexistent-helios-dir/report.json"],
+    );
+}

@@ -42,6 +42,17 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file could not be written (an artifact). Same code as [`Error::Io`]: only the message
+    /// differs, so it says which way the I/O went.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A policy module failed to parse or compile.
     #[error("policy {location}: {message}")]
     PolicyParse {
@@ -123,7 +134,7 @@ impl Error {
         match self {
             Error::InvalidInput { .. } => "invalid_input",
             Error::InvalidImage { .. } => "invalid_image",
-            Error::Io { .. } => "io",
+            Error::Io { .. } | Error::Write { .. } => "io",
             Error::PolicyParse { .. } => "policy_parse",
             Error::PolicyUndefined { .. } => "policy_undefined",
             Error::PolicyType { .. } => "policy_type",
@@ -154,6 +165,14 @@ impl Error {
         Error::InvalidInput {
             what: what.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// A failed write of `path`.
+    pub fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Write {
+            path: path.into(),
+            source,
         }
     }
 

@@ -38,6 +38,7 @@
 //! ```
 
 pub mod admission;
+mod bounded;
 pub mod error;
 pub mod gate;
 pub mod image;

@@ -86,10 +86,7 @@ pub async fn run(args: GateArgs) -> Result<u8> {
 
     for path in &args.artifact {
         let report = outcome.render(ReportFormat::for_path(path));
-        std::fs::write(path, report).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        std::fs::write(path, report).map_err(|source| Error::write(path, source))?;
     }
     match args.format {
         Format::Json => println!("{}", to_json(&outcome.decision)),

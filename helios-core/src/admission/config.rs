@@ -125,6 +125,8 @@ pub struct Overrides {
 pub struct ScanConfig {
     /// A directory of scan files (one per image digest or name).
     pub dir: Option<PathBuf>,
+    /// Follow symbolic links in `dir` that point outside it (default: skipped).
+    pub allow_outside_symlinks: bool,
     /// Use Lacework, with credentials from the environment (`LW_ACCOUNT`, `LW_API_KEY`,
     /// `LW_API_SECRET`, from the Secret in `deploy/`).
     pub lacework: bool,
@@ -158,6 +160,7 @@ impl WebhookConfig {
                 "admission.deadline_ms must be above 0",
             ));
         }
+        self.admission.limits.validate()?;
         if self.policy.opa_url.is_some() && !self.policy.paths.is_empty() {
             return Err(Error::invalid(
                 "webhook config",
@@ -217,7 +220,10 @@ impl WebhookConfig {
     /// (answered `pending`), except for dry runs.
     pub fn scan_source(&self) -> Result<Arc<dyn ScanSource>> {
         if let Some(dir) = &self.scans.dir {
-            return Ok(Arc::new(DirSource::open(dir.clone())?));
+            return Ok(Arc::new(
+                DirSource::open(dir.clone())?
+                    .allow_outside_symlinks(self.scans.allow_outside_symlinks)?,
+            ));
         }
         if self.scans.lacework {
             let client = LaceworkClient::from_env()?;
@@ -295,6 +301,19 @@ mod tests {
         // The name for the setting is accepted too.
         let cfg = WebhookConfig::from_yaml("admission:\n  skip_controlled_pods: false\n")?;
         assert!(!cfg.admission.skip_controlled_objects);
+        Ok(())
+    }
+
+    #[test]
+    fn review_limits_and_scan_dir_symlinks_are_configurable() -> Result<()> {
+        let cfg = WebhookConfig::from_yaml(
+            "scans:\n  allow_outside_symlinks: true\nadmission:\n  limits:\n    max_containers: 10\n    lacework_share_per_user: 0.5\n",
+        )?;
+        assert_eq!(cfg.admission.limits.max_containers, 10);
+        assert_eq!(cfg.admission.limits.max_images, 32);
+        assert!(cfg.scans.allow_outside_symlinks);
+        let err = WebhookConfig::from_yaml("admission:\n  limits:\n    max_images: 0\n").err();
+        assert!(err.is_some_and(|e| e.to_string().contains("max_images")));
         Ok(())
     }
 

@@ -5,10 +5,12 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::admission::images::{self, ContainerImage, ObjectMeta};
+use crate::admission::limits::ReviewLimits;
 use crate::admission::review::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, Operation, shorten,
 };
@@ -17,7 +19,8 @@ use crate::image::ImageRef;
 use crate::policy::{
     ContainerType, Decision, INPUT_VERSION, PolicyEvaluator, PolicyInput, Stage, User, Workload,
 };
-use crate::scan::{Lookup, ScanSource, ScanStatus};
+use crate::scan::lacework::{BudgetShare, ShareLedger};
+use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
 
 /// What the controller does with a policy's denial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -154,6 +157,8 @@ pub struct ControllerConfig {
     /// in `*`. Anyone else creating an object with an `ownerReference` is checked in full, so a
     /// hand-written owner reference cannot bypass the policy.
     pub controller_users: Vec<String>,
+    /// What one review may cost: containers, distinct images, its share of the Lacework budget.
+    pub limits: ReviewLimits,
 }
 
 impl Default for ControllerConfig {
@@ -174,6 +179,7 @@ impl Default for ControllerConfig {
                 "system:kube-controller-manager".into(),
                 "system:serviceaccount:kube-system:*".into(),
             ],
+            limits: ReviewLimits::default(),
         }
     }
 }
@@ -257,6 +263,8 @@ pub enum FailureKind {
     Policy,
     /// The review deadline passed.
     Deadline,
+    /// A per-review limit ([`ReviewLimits`]) left the container unchecked.
+    Limit,
 }
 
 impl FailureKind {
@@ -266,6 +274,7 @@ impl FailureKind {
             FailureKind::Scan => "scan",
             FailureKind::Policy => "policy",
             FailureKind::Deadline => "deadline",
+            FailureKind::Limit => "limit",
         }
     }
 }
@@ -296,6 +305,8 @@ pub struct AdmissionController {
     scans: Arc<dyn ScanSource>,
     policy: Arc<dyn PolicyEvaluator>,
     config: Arc<ControllerConfig>,
+    /// Lacework requests spent per namespace and user, across reviews.
+    ledger: Arc<ShareLedger>,
 }
 
 impl fmt::Debug for AdmissionController {
@@ -330,6 +341,12 @@ const MAX_VIOLATIONS_PER_IMAGE: usize = 5;
 const MAX_MESSAGE_LEN: usize = 3072;
 /// Longest audit annotation value.
 const MAX_ANNOTATION_LEN: usize = 4096;
+/// Most of the review deadline kept for answering (see `decide`).
+const ANSWER_MARGIN: Duration = Duration::from_millis(250);
+/// Containers named in the one message about containers left unchecked by a limit.
+const LIMITED_NAMED: usize = 3;
+/// Longest list of images in a review's log line.
+const MAX_LOG_IMAGES_LEN: usize = 1024;
 
 impl AdmissionController {
     /// A controller over a scan source and a policy evaluator.
@@ -342,6 +359,7 @@ impl AdmissionController {
             scans,
             policy,
             config: Arc::new(config),
+            ledger: Arc::new(ShareLedger::new()),
         }
     }
 
@@ -460,59 +478,147 @@ impl AdmissionController {
                 .as_ref()
                 .and_then(|o| images::extract(&req.kind, o))
                 .unwrap_or_default();
-            targets.retain(|t| !old.contains(t));
+            // A set, not `Vec::contains`: an update listing tens of thousands of containers
+            // in both objects must not cost their square.
+            let old: std::collections::HashSet<_> = old.iter().map(container_key).collect();
+            targets.retain(|t| !old.contains(&container_key(t)));
         }
         if targets.is_empty() {
             return skip("no new images to check".into());
         }
 
-        let deadline = started + cfg.deadline();
+        // Work stops a little before the deadline (a tenth of it, at most 250 ms), leaving time
+        // to assemble and send the answer, which for a review at its limits is not free.
+        let budget = cfg.deadline();
+        let deadline = started + budget - (budget / 10).min(ANSWER_MARGIN);
         let lookup = Lookup {
             deadline: Some(deadline),
             dry_run: req.is_dry_run(),
         };
-        let checks = join_all(
-            targets
-                .into_iter()
-                .map(|t| self.check(req, &meta, t, lookup, deadline)),
-        )
-        .await;
+        let checks = self.check_all(req, &meta, targets, lookup, deadline).await;
         respond(base, mode, cfg.failure_policy, checks)
     }
 
-    async fn check(
+    /// Checks every target: containers past the limits become limit failures, each distinct
+    /// image is looked up once (charged to the review's budget share), then the policy is
+    /// evaluated per container, a few at a time, until the deadline.
+    async fn check_all(
         &self,
         req: &AdmissionRequest,
         meta: &ObjectMeta,
-        target: ContainerImage,
+        mut targets: Vec<ContainerImage>,
         lookup: Lookup,
         deadline: Instant,
-    ) -> Checked {
-        let image = match ImageRef::parse(&target.image) {
-            Ok(image) => image,
-            Err(e) => {
-                return Checked {
-                    target,
-                    digest: None,
-                    result: CheckResult::InvalidImage(e.to_string()),
-                };
-            }
-        };
-        let digest = image.digest.clone();
+    ) -> Vec<Checked> {
+        let limits = &self.config.limits;
+        let total = targets.len();
+        let overflow = targets.split_off(total.min(limits.max_containers));
+
+        // Slot of each target: its distinct image, or what stopped it before the lookup.
+        enum Slot {
+            Image(usize),
+            Done(CheckResult),
+        }
+        let mut distinct: Vec<ImageRef> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        let slots: Vec<Slot> = targets
+            .iter()
+            .map(|t| match ImageRef::parse(&t.image) {
+                Err(e) => Slot::Done(CheckResult::InvalidImage(e.to_string())),
+                Ok(image) => match index.get(&image.reference) {
+                    Some(&i) => Slot::Image(i),
+                    None if distinct.len() >= limits.max_images => Slot::Done(CheckResult::Failed(
+                        FailureKind::Limit,
+                        limits.images_reason(),
+                    )),
+                    None => {
+                        index.insert(image.reference.clone(), distinct.len());
+                        distinct.push(image);
+                        Slot::Image(distinct.len() - 1)
+                    }
+                },
+            })
+            .collect();
+
         let until = tokio::time::Instant::from_std(deadline);
-        let failed = |kind, reason| Checked {
-            target: target.clone(),
-            digest: digest.clone(),
-            result: CheckResult::Failed(kind, reason),
-        };
-        let scan = match tokio::time::timeout_at(until, self.scans.scan(&image, lookup)).await {
+        let share = limits.share(&self.ledger, req);
+        let scans = join_all(
+            distinct
+                .iter()
+                .map(|image| self.lookup(image, lookup, until, share.clone())),
+        )
+        .await;
+
+        let mut results: Vec<Option<Checked>> = Vec::with_capacity(total);
+        let mut jobs = Vec::new();
+        for (i, (target, slot)) in targets.into_iter().zip(slots).enumerate() {
+            let (digest, result) = match slot {
+                Slot::Done(result) => (None, result),
+                Slot::Image(j) => {
+                    let image = &distinct[j];
+                    match &scans[j] {
+                        Err((kind, reason)) => (
+                            image.digest.clone(),
+                            CheckResult::Failed(*kind, reason.clone()),
+                        ),
+                        Ok(scan) => {
+                            results.push(None);
+                            jobs.push((i, target, image.clone(), scan.clone()));
+                            continue;
+                        }
+                    }
+                }
+            };
+            results.push(Some(Checked {
+                target,
+                digest,
+                result,
+            }));
+        }
+        let evaluated: Vec<(usize, Checked)> = futures_util::stream::iter(jobs)
+            .map(|(i, target, image, scan)| async move {
+                (
+                    i,
+                    self.evaluate(req, meta, target, image, scan, until).await,
+                )
+            })
+            .buffered(limits.parallel_evaluations.max(1))
+            .collect()
+            .await;
+        for (i, checked) in evaluated {
+            if let Some(slot) = results.get_mut(i) {
+                *slot = Some(checked);
+            }
+        }
+        let reason = limits.containers_reason(total);
+        results
+            .into_iter()
+            .flatten()
+            .chain(overflow.into_iter().map(|target| Checked {
+                target,
+                digest: None,
+                result: CheckResult::Failed(FailureKind::Limit, reason.clone()),
+            }))
+            .collect()
+    }
+
+    /// Looks up one distinct image, charged to the review's share of the Lacework budget.
+    async fn lookup(
+        &self,
+        image: &ImageRef,
+        lookup: Lookup,
+        until: tokio::time::Instant,
+        share: BudgetShare,
+    ) -> std::result::Result<ScanReport, (FailureKind, String)> {
+        let scan = share.scope(self.scans.scan(image, lookup));
+        let scan = match tokio::time::timeout_at(until, scan).await {
             Err(_) => {
-                return failed(
+                return Err((
                     FailureKind::Deadline,
                     deadline_reason("scan lookup", &self.config),
-                );
+                ));
             }
-            Ok(Err(e)) => return failed(FailureKind::Scan, e.to_string()),
+            Ok(Err(e)) => return Err((FailureKind::Scan, e.to_string())),
             Ok(Ok(scan)) => scan,
         };
         if scan.status == ScanStatus::Unavailable
@@ -522,7 +628,33 @@ impl AdmissionController {
                 .error
                 .clone()
                 .unwrap_or_else(|| format!("the scan source ({}) is unavailable", scan.source));
-            return failed(FailureKind::Scan, reason);
+            return Err((FailureKind::Scan, reason));
+        }
+        Ok(scan)
+    }
+
+    /// Evaluates the policy on one container, until the deadline.
+    async fn evaluate(
+        &self,
+        req: &AdmissionRequest,
+        meta: &ObjectMeta,
+        target: ContainerImage,
+        image: ImageRef,
+        scan: ScanReport,
+        until: tokio::time::Instant,
+    ) -> Checked {
+        let digest = image.digest.clone();
+        if tokio::time::Instant::now() >= until {
+            // Not even started: an evaluation begun now would only hold a pool thread for an
+            // answer nobody waits for.
+            return Checked {
+                target,
+                digest,
+                result: CheckResult::Failed(
+                    FailureKind::Deadline,
+                    deadline_reason("policy evaluation", &self.config),
+                ),
+            };
         }
         let scan_status = scan.status;
         let input = PolicyInput {
@@ -547,25 +679,33 @@ impl AdmissionController {
             }),
             ci: None,
         };
-        let decision = match tokio::time::timeout_at(until, self.policy.evaluate(&input)).await {
-            Err(_) => {
-                return failed(
-                    FailureKind::Deadline,
-                    deadline_reason("policy evaluation", &self.config),
-                );
-            }
-            Ok(Err(e)) => return failed(FailureKind::Policy, e.to_string()),
-            Ok(Ok(d)) => d,
+        let result = match tokio::time::timeout_at(until, self.policy.evaluate(&input)).await {
+            Err(_) => CheckResult::Failed(
+                FailureKind::Deadline,
+                deadline_reason("policy evaluation", &self.config),
+            ),
+            Ok(Err(e)) => CheckResult::Failed(FailureKind::Policy, e.to_string()),
+            Ok(Ok(decision)) => CheckResult::Decided {
+                decision,
+                scan_status,
+            },
         };
         Checked {
             target,
             digest,
-            result: CheckResult::Decided {
-                decision,
-                scan_status,
-            },
+            result,
         }
     }
+}
+
+/// What identifies a container across the old and new object of an update.
+fn container_key(t: &ContainerImage) -> (&str, &'static str, &str) {
+    let kind = match t.container.kind {
+        ContainerType::Container => "container",
+        ContainerType::Init => "init",
+        ContainerType::Ephemeral => "ephemeral",
+    };
+    (t.container.name.as_str(), kind, t.image.as_str())
 }
 
 fn deadline_reason(what: &str, cfg: &ControllerConfig) -> String {
@@ -613,6 +753,7 @@ fn respond(
     let mut digests = serde_json::Map::new();
     let mut statuses = BTreeMap::new();
     let mut violation_count = 0usize;
+    let mut limited: BTreeMap<&str, (usize, Vec<String>)> = BTreeMap::new();
 
     for c in &checks {
         let who = describe(&c.target);
@@ -674,9 +815,31 @@ fn respond(
                     format!("error:{}", kind.as_str()),
                 );
                 failures.push(*kind);
-                failures_text.push(format!("could not check {who}: {reason}"));
+                // Limits and the deadline leave many containers unchecked for one reason.
+                if matches!(kind, FailureKind::Limit | FailureKind::Deadline) {
+                    let (count, names) = limited.entry(reason.as_str()).or_default();
+                    *count += 1;
+                    if names.len() < LIMITED_NAMED {
+                        names.push(who);
+                    }
+                } else {
+                    failures_text.push(format!("could not check {who}: {reason}"));
+                }
             }
         }
+    }
+    // One line per limit, not per container: a review past a limit may list tens of thousands.
+    for (reason, (count, names)) in limited {
+        let more = if count > names.len() { ", …" } else { "" };
+        if count == 1 {
+            failures_text.push(format!("could not check {}: {reason}", names.join(", ")));
+            continue;
+        }
+        failures_text.push(format!(
+            "could not check {count} container{} ({}{more}): {reason}",
+            if count == 1 { "" } else { "s" },
+            names.join(", ")
+        ));
     }
 
     let verdict = if !denials.is_empty() {
@@ -777,7 +940,7 @@ fn log_review(req: &AdmissionRequest, outcome: &ReviewOutcome) {
         object = %object,
         operation = req.operation.as_str(),
         dry_run = req.is_dry_run(),
-        images = %outcome.images.join(","),
+        images = %log_images(&outcome.images),
         decision = outcome.verdict.as_str(),
         mode = outcome.mode.as_str(),
         failures = outcome.failures.len(),
@@ -785,4 +948,24 @@ fn log_review(req: &AdmissionRequest, outcome: &ReviewOutcome) {
         duration_ms = outcome.duration.as_secs_f64() * 1000.0,
         "admission review"
     );
+}
+
+/// The images of a review for its log line, bounded: a hostile review may list tens of
+/// thousands, or one image string of a megabyte.
+fn log_images(images: &[String]) -> String {
+    let mut line = String::new();
+    for (i, image) in images.iter().enumerate() {
+        if line.len() >= MAX_LOG_IMAGES_LEN {
+            let _ = write!(line, ",… ({} more)", images.len() - i);
+            break;
+        }
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(&shorten(
+            image,
+            MAX_LOG_IMAGES_LEN.saturating_sub(line.len()).max(16),
+        ));
+    }
+    line
 }

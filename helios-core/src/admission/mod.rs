@@ -12,6 +12,7 @@
 
 mod controller;
 pub mod images;
+mod limits;
 mod review;
 
 pub use controller::{
@@ -19,6 +20,7 @@ pub use controller::{
     FailurePolicy, Mode, ReviewOutcome, UnavailableScans, UnknownKinds, Verdict,
 };
 pub use images::ContainerImage;
+pub use limits::{DEFAULT_MAX_CONTAINERS, DEFAULT_MAX_IMAGES, ReviewLimits};
 pub use review::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, GroupVersionResource,
     MAX_WARNING_LEN, MAX_WARNINGS_TOTAL, META_API_VERSION_V1, META_API_VERSION_V1BETA1, META_KIND,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +23,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::admission::{AdmissionController, Mode, ReviewOutcome, Verdict};
 use crate::error::{Error, Result};
@@ -30,6 +31,13 @@ use crate::error::{Error, Result};
 /// Largest accepted request body. The API server's own request limit is 3 MiB, so a larger body
 /// is not a review; it is answered 413.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Longest time a request's whole body may take to arrive. The API server sends a review in one
+/// go; a client trickling a body byte by byte would otherwise hold its connection for ever.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest time a request's headers may take to arrive on a kept-alive connection.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how the webhook listens.
 #[derive(Debug, Clone)]
@@ -77,7 +85,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Registers the metrics: `helios_admission_reviews_total{decision,mode}`,
-    /// `helios_admission_backend_errors_total{kind}` (scan, policy, deadline, invalid_review)
+    /// `helios_admission_backend_errors_total{kind}` (scan, policy, deadline, limit, invalid_review)
     /// and `helios_admission_review_duration_seconds`.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("helios_admission");
@@ -111,7 +119,7 @@ impl Metrics {
                 });
             }
         }
-        for k in ["scan", "policy", "deadline", "invalid_review"] {
+        for k in ["scan", "policy", "deadline", "limit", "invalid_review"] {
             let _ = errors.get_or_create(&ErrorLabels { kind: k.into() });
         }
         Metrics {
@@ -184,10 +192,49 @@ pub fn router(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // tower-http's limit answers 413 at once when `Content-Length` announces more than
+        // the limit, before a byte of the body is read; DefaultBodyLimit alone would only
+        // notice once the body had arrived.
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .with_state(state)
 }
 
-async fn validate(State(state): State<AppState>, body: Bytes) -> Response {
+async fn validate(State(state): State<AppState>, body: Body) -> Response {
+    // One timeout over the whole body, written here because tower-http's RequestBodyTimeout
+    // restarts its timer at every frame: a byte every few seconds would never trip it.
+    let body: Bytes =
+        match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) => {
+                state.metrics.record_invalid();
+                // http-body-util's LengthLimitError, reached through axum's boxed error.
+                let too_large = e.to_string().contains("length limit");
+                return if too_large {
+                    (
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body larger than 3 MiB\n",
+                    )
+                        .into_response()
+                } else {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read\n",
+                    )
+                        .into_response()
+                };
+            }
+            Err(_) => {
+                state.metrics.record_invalid();
+                return (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {} s\n",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
+                )
+                    .into_response();
+            }
+        };
     match state.controller.review_json(&body).await {
         Ok((json, outcome)) => {
             state.metrics.record(&outcome);
@@ -248,9 +295,15 @@ pub async fn serve(
     let handle: Handle<SocketAddr> = Handle::new();
     // A connection that sends no request in time is closed, so idle or slow clients cannot hold
     // the webhook's connections (the TLS handshake has its own timeout in the acceptor).
-    let server = axum_server::bind_rustls(options.listen, tls.clone())
+    let mut server = axum_server::bind_rustls(options.listen, tls.clone())
         .handle(handle.clone())
         .first_request_timeout(Duration::from_secs(10));
+    // Later requests on a kept-alive connection get the same bound on their headers
+    // (axum-server turns hyper's header read timeout off by default).
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let listen = options.listen;
     let watcher = tokio::spawn(watch_certificates(tls, options));
     let task = tokio::spawn(async move {

@@ -35,6 +35,21 @@ struct Inner {
     query: String,
     version: String,
     time_limit: Duration,
+    /// Permits of the bounded blocking pool async evaluations run on (see
+    /// [`EmbeddedBuilder::max_concurrent`]).
+    pool: Arc<tokio::sync::Semaphore>,
+}
+
+/// Extra wall-clock time an async evaluation gets beyond its time limit before the watchdog
+/// gives up on it: regorus checks its timer every [`TIMER_CHECK_INTERVAL`] work units, so a
+/// well-behaved runaway stops itself within this; only a builtin that never consults the timer
+/// (e.g. `numbers.range` over a huge span) needs the watchdog.
+const WATCHDOG_GRACE: Duration = Duration::from_millis(50);
+
+/// Default size of the blocking pool: one evaluation per core keeps the cores busy without
+/// letting a burst of heavy evaluations queue thousands of threads.
+fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 // One evaluator is shared by every task of a webhook: prove at compile time that it can be.
@@ -62,6 +77,7 @@ pub struct EmbeddedBuilder {
     package: Package,
     rego_v0: bool,
     time_limit: Duration,
+    max_concurrent: usize,
 }
 
 impl Default for EmbeddedBuilder {
@@ -73,6 +89,7 @@ impl Default for EmbeddedBuilder {
             package: Package::default(),
             rego_v0: false,
             time_limit: DEFAULT_TIME_LIMIT,
+            max_concurrent: 0,
         }
     }
 }
@@ -117,6 +134,14 @@ impl EmbeddedBuilder {
         self
     }
 
+    /// The most async evaluations ([`PolicyEvaluator::evaluate`]) running at once on the
+    /// blocking pool; more wait their turn, first come first served (default, or 0: the number
+    /// of cores).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n;
+        self
+    }
+
     /// Parses and prepares the policies.
     ///
     /// Fails with [`Error::PolicyParse`] (naming `file:line`) on a syntax error and with
@@ -152,6 +177,11 @@ impl EmbeddedBuilder {
                 query,
                 version: set.digest(),
                 time_limit: self.time_limit,
+                pool: Arc::new(tokio::sync::Semaphore::new(if self.max_concurrent == 0 {
+                    default_pool_size()
+                } else {
+                    self.max_concurrent
+                })),
             }),
         })
     }
@@ -252,10 +282,45 @@ impl EmbeddedEvaluator {
 
 #[async_trait]
 impl PolicyEvaluator for EmbeddedEvaluator {
-    /// Runs on the calling task: typical policies decide in well under a millisecond, and the
-    /// time limit bounds the rest.
+    /// Runs on tokio's blocking pool, at most [`EmbeddedBuilder::max_concurrent`] at once, so a
+    /// heavy evaluation never occupies an async worker (the webhook keeps answering other
+    /// reviews). A watchdog gives up after the time limit (plus a small grace) even when the
+    /// engine does not stop itself — regorus does not consult its timer inside builtins such as
+    /// `numbers.range` — and answers [`Error::PolicyTimeout`]; the abandoned evaluation keeps
+    /// its pool permit until it ends, so runaways cannot pile up beyond the pool's size.
+    ///
+    /// Outside a tokio runtime it runs on the calling thread, as [`Self::evaluate_sync`].
     async fn evaluate(&self, input: &PolicyInput) -> Result<Decision> {
-        self.evaluate_sync(input)
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.evaluate_sync(input);
+        }
+        let inner = &self.inner;
+        let limit = inner.time_limit;
+        // Converted here, on the caller's task, so the blocking task owns everything it needs.
+        let value = to_rego_value(input).map_err(|e| Error::invalid("policy input", e))?;
+        // Waiting for a permit is bounded by the caller (the admission deadline), not by the
+        // time limit, which measures the evaluation itself.
+        let permit = inner
+            .pool
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::PolicyEval {
+                message: "the evaluation pool is closed".into(),
+            })?;
+        let watchdog = tokio::time::Instant::now() + limit + WATCHDOG_GRACE;
+        let this = self.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            this.evaluate_value(value)
+        });
+        match tokio::time::timeout_at(watchdog, task).await {
+            Err(_) => Err(Error::PolicyTimeout { limit }),
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(Error::PolicyEval {
+                message: format!("the evaluation task failed: {join}"),
+            }),
+        }
     }
 
     fn backend(&self) -> Backend {

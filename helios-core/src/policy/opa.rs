@@ -358,10 +358,16 @@ impl OpaEvaluator {
         .map_err(|e| self.transport_error(&e))?;
 
         let status = response.status();
-        let bytes = response
-            .bytes()
+        let bytes = crate::bounded::read_body(response, crate::bounded::MAX_OPA_BODY)
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| match e {
+                crate::bounded::BodyError::Read(e) => self.transport_error(&e),
+                crate::bounded::BodyError::TooLarge(cap) => Error::Remote {
+                    service: inner.service.clone(),
+                    code: Some(status.as_u16().to_string()),
+                    message: crate::bounded::BodyError::too_large(cap),
+                },
+            })?;
         if !status.is_success() {
             return Err(self.status_error(status, &bytes));
         }

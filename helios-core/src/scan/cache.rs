@@ -135,6 +135,11 @@ impl<S: ScanSource> CachedSource<S> {
             return share(cached);
         }
         let answer = self.inner.scan(image, lookup).await;
+        if crate::scan::lacework::share_refused() {
+            // This caller's budget share ran out: the answer is about the caller, not the
+            // image; the next caller asks again with its own share.
+            return answer;
+        }
         let ttl = match &answer {
             Ok(r) if r.status == ScanStatus::Completed => self.ttl,
             _ => self.negative_ttl,
@@ -190,6 +195,10 @@ fn clone_error(e: &Error) -> Error {
             reason: reason.clone(),
         },
         Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::Write { path, source } => Error::Write {
             path: path.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),
         },

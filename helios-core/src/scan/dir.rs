@@ -4,6 +4,11 @@
 //! Each `*.json` file is indexed under the digests it covers: Lacework rows name theirs in
 //! `evalCtx.image_info.digest` (or `imageId`); any file may instead be named after its image,
 //! `sha256-<hex>.json`, which is the only way to index a Helios report file.
+//!
+//! Only regular files are read, each of at most 64 MiB. A symbolic link is followed when it
+//! stays inside the directory (a Kubernetes ConfigMap or Secret volume links every file to
+//! `..data/`); one pointing outside is skipped unless [`DirSource::allow_outside_symlinks`] says
+//! otherwise, so a link cannot make the webhook read, and quote, files it was not given.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +29,7 @@ pub const SOURCE: &str = "file";
 #[derive(Debug)]
 pub struct DirSource {
     dir: PathBuf,
+    outside_symlinks: bool,
     index: Mutex<Index>,
 }
 
@@ -38,11 +44,20 @@ impl DirSource {
     /// directory is an error.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        let index = build_index(&dir)?;
+        let index = build_index(&dir, false)?;
         Ok(DirSource {
             dir,
+            outside_symlinks: false,
             index: Mutex::new(index),
         })
+    }
+
+    /// Whether symbolic links to files outside the directory are followed (default: no, they
+    /// are skipped with a warning). Re-indexes the directory.
+    pub fn allow_outside_symlinks(mut self, allow: bool) -> Result<Self> {
+        self.outside_symlinks = allow;
+        *self.index() = build_index(&self.dir, allow)?;
+        Ok(self)
     }
 
     /// The digests indexed, sorted.
@@ -61,7 +76,7 @@ impl DirSource {
     fn file_of(&self, digest: &str) -> Result<Option<PathBuf>> {
         let modified = dir_modified(&self.dir);
         if modified.is_none() || modified != self.index().modified {
-            let fresh = build_index(&self.dir)?;
+            let fresh = build_index(&self.dir, self.outside_symlinks)?;
             *self.index() = fresh;
         }
         Ok(self.index().files.get(digest).cloned())
@@ -72,13 +87,21 @@ fn dir_modified(dir: &Path) -> Option<SystemTime> {
     std::fs::metadata(dir).and_then(|m| m.modified()).ok()
 }
 
-fn build_index(dir: &Path) -> Result<Index> {
+fn build_index(dir: &Path, outside_symlinks: bool) -> Result<Index> {
     let modified = dir_modified(dir);
+    let root = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
     let mut files = HashMap::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| match readable(p, &root, outside_symlinks) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(file = %p.display(), why, "skipping scan file");
+                false
+            }
+        })
         .collect();
     entries.sort();
     for path in entries {
@@ -94,6 +117,31 @@ fn build_index(dir: &Path) -> Result<Index> {
     Ok(Index { modified, files })
 }
 
+/// Whether the directory entry `path` may be read: a regular file, or a symbolic link to one
+/// inside `root` (anywhere with `outside_symlinks`).
+fn readable(
+    path: &Path,
+    root: &Path,
+    outside_symlinks: bool,
+) -> std::result::Result<(), &'static str> {
+    let meta = std::fs::symlink_metadata(path).map_err(|_| "unreadable")?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::canonicalize(path).map_err(|_| "a dangling symbolic link")?;
+        if !outside_symlinks && !target.starts_with(root) {
+            return Err("a symbolic link out of the scan directory (see allow_outside_symlinks)");
+        }
+        if !std::fs::metadata(&target).is_ok_and(|m| m.is_file()) {
+            return Err("a symbolic link to something other than a regular file");
+        }
+        return Ok(());
+    }
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err("not a regular file")
+    }
+}
+
 /// The digest in a `sha256-<hex>.json` name.
 fn digest_from_name(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_str()?;
@@ -106,7 +154,7 @@ fn digests_of(path: &Path) -> Result<Vec<String>> {
     if let Some(d) = digest_from_name(path) {
         return Ok(vec![d]);
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::bounded::read_file(path, crate::bounded::MAX_SCAN_FILE, "scan file")?;
     let value: Value = serde_json::from_str(&text)
         .map_err(|e| Error::invalid(format!("scan file {}", path.display()), e))?;
     let rows = match value {
@@ -145,7 +193,18 @@ impl ScanSource for DirSource {
             ));
         };
         match self.file_of(digest)? {
-            Some(path) => ScanReport::from_scan_file(&path, Some(digest)),
+            // The reason goes to the log only: the user who sees the denial did not write the
+            // file, and parse errors can quote what it holds.
+            Some(path) => ScanReport::from_scan_file(&path, Some(digest)).map_err(|e| {
+                tracing::warn!(file = %path.display(), error = %e, "unreadable scan file");
+                let name = path
+                    .file_name()
+                    .map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
+                Error::invalid(
+                    format!("scan file {name}"),
+                    "unreadable or malformed; the webhook's log has the details",
+                )
+            }),
             None => Ok(ScanReport::without_findings(
                 ScanStatus::NotFound,
                 SOURCE,

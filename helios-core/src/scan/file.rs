@@ -15,7 +15,7 @@ use crate::scan::{ScanReport, Summary, lacework};
 impl ScanReport {
     /// Reads a scan file. With `digest`, Lacework rows are narrowed to that image.
     pub fn from_scan_file(path: &Path, digest: Option<&str>) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::bounded::read_file(path, crate::bounded::MAX_SCAN_FILE, "scan file")?;
         Self::from_scan_json(&text, digest)
             .map_err(|e| with_what(e, &format!("scan file {}", path.display())))
     }
@@ -37,9 +37,10 @@ impl ScanReport {
                 )),
             },
             Value::Object(map) if map.contains_key("status") => {
-                let report: ScanReport = serde_path_to_error::deserialize(Value::Object(map))
+                let mut report: ScanReport = serde_path_to_error::deserialize(Value::Object(map))
                     .map_err(|e| Error::invalid("scan", e))?;
                 report.check_summary()?;
+                report.cap_fields();
                 Ok(report)
             }
             _ => Err(Error::invalid(

@@ -14,6 +14,7 @@ use super::config::{self, Settings};
 use super::retry;
 use super::secret::Secret;
 use super::token::Tokens;
+use crate::bounded::{BodyError, MAX_LACEWORK_BODY, read_body};
 use crate::error::{Error, Result};
 
 /// How far back the row search of an image with findings looks at least: 30 days, i.e. up to
@@ -512,7 +513,19 @@ impl LaceworkClient {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    match resp.bytes().await {
+                    let body = match read_body(resp, MAX_LACEWORK_BODY).await {
+                        Ok(body) => Ok(body),
+                        // Not retried: the same request would bring the same oversized answer.
+                        Err(BodyError::TooLarge(cap)) => {
+                            return Err(Error::Remote {
+                                service: self.inner.service.clone(),
+                                code: Some(status.as_u16().to_string()),
+                                message: BodyError::too_large(cap),
+                            });
+                        }
+                        Err(BodyError::Read(e)) => Err(e),
+                    };
+                    match body {
                         Ok(bytes) if status == StatusCode::TOO_MANY_REQUESTS => {
                             let wait = retry::retry_after(&headers).unwrap_or_else(|| {
                                 retry::backoff(cfg.retry_base, cfg.retry_max, rate_waits)
@@ -534,7 +547,7 @@ impl LaceworkClient {
                             tracing::debug!(service = %self.inner.service, status = status.as_u16(), "lacework response");
                             return Ok(Reply {
                                 status,
-                                body: bytes.to_vec(),
+                                body: bytes,
                             });
                         }
                         Err(e) => format!("reading the response failed: {}", describe(&e)),
@@ -558,6 +571,8 @@ impl LaceworkClient {
     }
 
     async fn take_budget(&self, deadline: Instant) -> Result<()> {
+        let budget = &self.inner.budget;
+        super::share::spend(budget.limit(), budget.window()).map_err(|r| self.unavailable(r))?;
         loop {
             match self.inner.budget.try_take(Instant::now()) {
                 Ok(()) => return Ok(()),

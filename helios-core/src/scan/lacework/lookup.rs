@@ -68,6 +68,13 @@ impl LaceworkLookup {
         }
     }
 
+    /// The deadline [`scan_image`] gives its lookup: with `no_scan` none, so the client's
+    /// documented `max_wait` bounds it (no scan will be waited for, so the scan wait must not
+    /// count); otherwise [`Self::deadline`].
+    pub(crate) fn lookup_deadline(&self) -> Option<Instant> {
+        (!self.no_scan).then(|| self.deadline())
+    }
+
     /// The deadline of a lookup starting now: the scan wait plus [`LOOKUP_ALLOWANCE`].
     pub fn deadline(&self) -> Instant {
         let now = Instant::now();
@@ -101,7 +108,7 @@ pub async fn scan_image(image: &ImageRef, options: &LaceworkLookup) -> Result<Sc
     };
     let source = LaceworkSource::new(builder.build()?, options.no_scan_mode());
     let lookup = Lookup {
-        deadline: Some(options.deadline()),
+        deadline: options.lookup_deadline(),
         dry_run: false,
     };
     match options.on_failure {
@@ -133,6 +140,17 @@ mod tests {
                 wait: Duration::from_secs(5)
             }
         );
+    }
+
+    #[test]
+    fn a_no_scan_lookup_is_bounded_by_max_wait_not_the_scan_wait() {
+        let no_scan = LaceworkLookup {
+            no_scan: true,
+            ..Default::default()
+        };
+        assert_eq!(no_scan.lookup_deadline(), None);
+        let waiting = LaceworkLookup::default();
+        assert!(waiting.lookup_deadline() > Some(Instant::now() + DEFAULT_SCAN_WAIT));
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod retry;
 mod rows;
 mod search;
 mod secret;
+mod share;
 mod source;
 mod summary;
 mod token;
@@ -41,6 +42,8 @@ pub use rows::{
 };
 pub use search::{Filter, MAX_LOOK_BACK, SEARCH_PATH, lacework_registry};
 pub use secret::Secret;
+pub(crate) use share::refused as share_refused;
+pub use share::{BudgetShare, ShareLedger};
 pub use source::{LaceworkSource, NoScan};
 pub use summary::{IMAGE_SUMMARY_PATH, ImageSummary, SummaryState};
 pub use token::TOKEN_PATH;

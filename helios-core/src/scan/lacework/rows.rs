@@ -328,6 +328,7 @@ pub fn report_from_rows(rows: &[ContainerVulnRow], digest: Option<&str>) -> Resu
         .find_map(|r| r.digest())
         .or(digest)
         .map(str::to_string);
+    report.cap_fields();
     Ok(report)
 }
 

@@ -134,6 +134,9 @@ impl LaceworkClient {
     ) -> Result<Vec<Value>> {
         let mut data = Vec::new();
         let mut reply = self.call(Method::POST, path, Some(body), deadline).await?;
+        // A server answering the same `nextPage` forever would spend the request budget on
+        // one search: a page already read is an error.
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             if reply.status == StatusCode::NO_CONTENT
                 || reply.body.iter().all(u8::is_ascii_whitespace)
@@ -157,6 +160,15 @@ impl LaceworkClient {
                 .and_then(|u| u.next_page)
                 .filter(|u| !u.trim().is_empty());
             match next {
+                Some(url) if !seen.insert(url.clone()) => {
+                    return Err(Error::Remote {
+                        service: self.service().to_string(),
+                        code: None,
+                        message: "the search's nextPage pointed to a page already read; \
+                                  stopped following it"
+                            .into(),
+                    });
+                }
                 Some(url) => reply = self.call(Method::GET, &url, None, deadline).await?,
                 None => return Ok(data),
             }
@@ -325,6 +337,7 @@ impl LaceworkClient {
                     ScanReport::without_findings(ScanStatus::Failed, super::SOURCE, Some(message));
                 report.scanned_at = scanned_at.map(utc_text);
                 report.digest = digest;
+                report.cap_fields();
                 return Ok(report);
             }
             SummaryState::Completed if summary.findings() == 0 => {
@@ -335,6 +348,7 @@ impl LaceworkClient {
                     Vec::new(),
                 );
                 report.digest = digest;
+                report.cap_fields();
                 return Ok(report);
             }
             SummaryState::Completed => {}
