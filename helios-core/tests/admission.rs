@@ -17,6 +17,9 @@ use helios_core::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
 use helios_core::{Error, Result};
 use serde_json::Value;
 
+#[path = "support/shared.rs"]
+mod shared;
+
 const CRITICAL_SCAN: &str = r#"{"data": [{
     "vulnId": "CVE-2024-0001", "severity": "Critical", "status": "VULNERABLE",
     "featureKey": {"name": "openssl", "version": "3.0.1", "namespace": "debian:12"},
@@ -488,11 +491,7 @@ async fn invalid_reviews_are_rejected_with_the_reason() -> Result<()> {
 #[tokio::test]
 async fn shared_reference_fixtures() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/admission");
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIP shared_reference_fixtures: {} is absent; the project-owned reviews in tests/fixtures/admission still ran",
-            dir.display()
-        );
+    if !shared::present("shared_reference_fixtures", &dir) {
         return Ok(());
     }
     use ContainerType::{Container as C, Ephemeral as E, Init as I};
