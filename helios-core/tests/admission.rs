@@ -343,7 +343,9 @@ async fn modes_warn_and_audit_allow() -> Result<()> {
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("warnings").is_none());
     let ann = &resp["auditAnnotations"];
-    assert_eq!(ann["decision"], "audit");
+    // What enforce would have done, not the mode again (that is the `mode` annotation).
+    assert_eq!(ann["decision"], "would-deny");
+    assert_eq!(ann["mode"], "audit");
     assert_eq!(ann["policy-id"], "helios.default");
     assert!(
         ann["policy-version"]
@@ -369,6 +371,8 @@ async fn modes_warn_and_audit_allow() -> Result<()> {
     let (out, verdict) = run(&c, review()?).await?;
     assert_eq!(verdict, Verdict::Warn);
     assert_eq!(out["response"]["allowed"], true);
+    assert_eq!(out["response"]["auditAnnotations"]["decision"], "would-deny");
+    assert_eq!(out["response"]["auditAnnotations"]["mode"], "warn");
     let warnings = out["response"]["warnings"]
         .as_array()
         .cloned()
@@ -404,15 +408,36 @@ async fn failure_policy_closed_denies_and_open_allows() -> Result<()> {
         failure_policy: FailurePolicy::Open,
         ..Default::default()
     };
-    let c = controller(down, open)?;
+    let c = controller(down.clone(), open)?;
     let (out, verdict) = run(&c, review()?).await?;
     assert_eq!(verdict, Verdict::FailOpen);
     assert_eq!(out["response"]["allowed"], true);
+    assert_eq!(out["response"]["auditAnnotations"]["decision"], "fail_open");
     assert!(
         out["response"]["warnings"]
             .to_string()
             .contains("connection refused")
     );
+
+    // Audit and warn modes never deny, but with a closed failure policy enforce would have:
+    // the annotation says so. With an open one enforce would have allowed too.
+    for (mode, failure_policy, decision) in [
+        (Mode::Audit, FailurePolicy::Closed, "would-deny"),
+        (Mode::Warn, FailurePolicy::Closed, "would-deny"),
+        (Mode::Audit, FailurePolicy::Open, "fail_open"),
+    ] {
+        let cfg = ControllerConfig {
+            mode,
+            failure_policy,
+            ..Default::default()
+        };
+        let (out, verdict) = run(&controller(down.clone(), cfg)?, review()?).await?;
+        assert_eq!(verdict, Verdict::FailOpen, "{mode}");
+        assert_eq!(out["response"]["allowed"], true, "{mode}");
+        let ann = &out["response"]["auditAnnotations"];
+        assert_eq!(ann["decision"], decision, "{mode} {failure_policy:?}");
+        assert_eq!(ann["mode"], mode.as_str());
+    }
     Ok(())
 }
 
