@@ -371,7 +371,10 @@ async fn modes_warn_and_audit_allow() -> Result<()> {
     let (out, verdict) = run(&c, review()?).await?;
     assert_eq!(verdict, Verdict::Warn);
     assert_eq!(out["response"]["allowed"], true);
-    assert_eq!(out["response"]["auditAnnotations"]["decision"], "would-deny");
+    assert_eq!(
+        out["response"]["auditAnnotations"]["decision"],
+        "would-deny"
+    );
     assert_eq!(out["response"]["auditAnnotations"]["mode"], "warn");
     let warnings = out["response"]["warnings"]
         .as_array()

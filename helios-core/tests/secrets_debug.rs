@@ -47,7 +47,11 @@ fn builder_with_secret() -> ClientBuilder {
 
 /// A Lacework CLI profile file holding the profile secret; `broken` leaves its string open.
 fn profile_file(dir: &Path, broken: bool) -> Result<std::path::PathBuf> {
-    let file = dir.join(if broken { "broken.toml" } else { "lacework.toml" });
+    let file = dir.join(if broken {
+        "broken.toml"
+    } else {
+        "lacework.toml"
+    });
     let end = if broken { "" } else { "\"" };
     let text = format!(
         "[default]\naccount = \"acme\"\napi_key = \"ACME_0123456789\"\napi_secret = \"{PROFILE_SECRET}{end}\n"
@@ -80,7 +84,10 @@ fn every_secret_holder_redacts_in_debug() -> Result<()> {
         _ => None,
     };
     let from_env = ClientBuilder::from_sources(&env, None, None)?;
-    check("ClientBuilder from the environment", format!("{from_env:?}"));
+    check(
+        "ClientBuilder from the environment",
+        format!("{from_env:?}"),
+    );
     check(
         "LaceworkClient from the environment",
         format!("{:?}", from_env.build()?),
