@@ -104,7 +104,7 @@ for t in "${TARGETS[@]}"; do
   fi
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  cov=$(grep -o "cov: [0-9]*" "$log" | tail -1 | cut -d" " -f2 || true)
   corpus=$(find "corpus/$t" -type f | wc -l)
   results+=("$(printf '%-18s %12s %10s %8s %8s  %s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$corpus" "$status")")
 done
