@@ -153,7 +153,10 @@ mod tests {
         assert_eq!(image.reference, "UPPER/case:latest");
         assert_eq!(ImageRef::parse(&image.reference)?, image);
         let image = ImageRef::parse("Registry/team/app:1")?;
-        assert_eq!((image.registry.as_str(), image.repository.as_str()), ("Registry", "team/app"));
+        assert_eq!(
+            (image.registry.as_str(), image.repository.as_str()),
+            ("Registry", "team/app")
+        );
         assert_eq!(ImageRef::parse(&image.reference)?, image);
         // Upper case is a host only in the first component; in a path it stays invalid.
         assert!(ImageRef::parse("docker.io/UPPER/case").is_err());
