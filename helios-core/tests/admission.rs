@@ -493,6 +493,18 @@ async fn unknown_kinds_can_be_denied() -> Result<()> {
     let (out, verdict) = run(&c, read(&project_fixtures().join("unknown-kind.json"))?).await?;
     assert_eq!(verdict, Verdict::Deny);
     assert!(out.to_string().contains("example.com/Widget"));
+
+    // In audit mode the kind is let through, and the annotation says enforce would not have.
+    let audit = ControllerConfig {
+        unknown_kinds: UnknownKinds::Deny,
+        mode: Mode::Audit,
+        ..Default::default()
+    };
+    let c = controller(Arc::new(MapSource::new()?), audit)?;
+    let (out, verdict) = run(&c, read(&project_fixtures().join("unknown-kind.json"))?).await?;
+    assert_eq!(verdict, Verdict::Skip);
+    assert_eq!(out["response"]["allowed"], true);
+    assert_eq!(out["response"]["auditAnnotations"]["decision"], "would-deny");
     Ok(())
 }
 

@@ -439,7 +439,12 @@ impl AdmissionController {
                 };
                 return (response, outcome);
             }
-            return skip(format!("kind {kind} is not inspected"));
+            let (mut response, outcome) = skip(format!("kind {kind} is not inspected"));
+            if cfg.unknown_kinds == UnknownKinds::Deny {
+                // Warn or audit mode: enforce would have denied the kind.
+                response = response.with_audit_annotation("decision", "would-deny");
+            }
+            return (response, outcome);
         };
         if ephemeral_only {
             targets.retain(|t| t.container.kind == ContainerType::Ephemeral);
