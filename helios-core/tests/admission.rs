@@ -504,7 +504,10 @@ async fn unknown_kinds_can_be_denied() -> Result<()> {
     let (out, verdict) = run(&c, read(&project_fixtures().join("unknown-kind.json"))?).await?;
     assert_eq!(verdict, Verdict::Skip);
     assert_eq!(out["response"]["allowed"], true);
-    assert_eq!(out["response"]["auditAnnotations"]["decision"], "would-deny");
+    assert_eq!(
+        out["response"]["auditAnnotations"]["decision"],
+        "would-deny"
+    );
     Ok(())
 }
 
