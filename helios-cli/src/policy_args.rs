@@ -100,3 +100,29 @@ impl std::str::FromStr for OpaToken {
         Ok(OpaToken(s.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        policy: PolicyArgs,
+    }
+
+    #[test]
+    fn the_opa_token_never_prints() {
+        let cli = Cli::try_parse_from([
+            "helios",
+            "--opa-url",
+            "http://127.0.0.1:8181",
+            "--opa-token",
+            "cli-opa-t0ken",
+        ]);
+        let printed = format!("{cli:?}");
+        assert!(printed.contains("OpaToken(<redacted>)"), "{printed}");
+        assert!(!printed.contains("cli-opa-t0ken"), "{printed}");
+    }
+}

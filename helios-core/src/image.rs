@@ -52,10 +52,21 @@ impl ImageRef {
         }
         let parsed = oci_spec::distribution::Reference::from_str(trimmed)
             .map_err(|e| invalid(e.to_string()))?;
+        let (mut registry, mut repository) = (parsed.registry(), parsed.repository());
+        // oci-spec misses one rule of Docker's normalisation (distribution/reference
+        // `splitDockerDomain`): a first component with upper-case letters is a registry host, as
+        // repository paths are lower-case. Without it `Registry/app` became
+        // `docker.io/Registry/app`, a reference nothing (this parser included) accepts back.
+        if registry == "docker.io"
+            && let Some((host, path)) = repository.split_once('/')
+            && host.bytes().any(|b| b.is_ascii_uppercase())
+        {
+            (registry, repository) = (host, path);
+        }
         let mut image = ImageRef {
             reference: String::new(),
-            registry: parsed.registry().to_string(),
-            repository: parsed.repository().to_string(),
+            registry: registry.to_string(),
+            repository: repository.to_string(),
             tag: parsed.tag().map(str::to_string),
             digest: parsed.digest().map(str::to_string),
             resolved_digest: None,
@@ -130,6 +141,26 @@ mod tests {
         assert_eq!(image.tag.as_deref(), Some("latest"));
         assert_eq!(image.digest, None);
         assert_eq!(image.reference, "docker.io/library/nginx:latest");
+        Ok(())
+    }
+
+    /// Found by the `image_ref` fuzz target: the normalised form must parse back to itself.
+    #[test]
+    fn an_upper_case_first_component_is_a_registry_as_in_docker() -> Result<()> {
+        let image = ImageRef::parse("UPPER/case")?;
+        assert_eq!(image.registry, "UPPER");
+        assert_eq!(image.repository, "case");
+        assert_eq!(image.reference, "UPPER/case:latest");
+        assert_eq!(ImageRef::parse(&image.reference)?, image);
+        let image = ImageRef::parse("Registry/team/app:1")?;
+        assert_eq!(
+            (image.registry.as_str(), image.repository.as_str()),
+            ("Registry", "team/app")
+        );
+        assert_eq!(ImageRef::parse(&image.reference)?, image);
+        // Upper case is a host only in the first component; in a path it stays invalid.
+        assert!(ImageRef::parse("docker.io/UPPER/case").is_err());
+        assert!(ImageRef::parse("team/App").is_err());
         Ok(())
     }
 

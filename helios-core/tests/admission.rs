@@ -17,6 +17,9 @@ use helios_core::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
 use helios_core::{Error, Result};
 use serde_json::Value;
 
+#[path = "support/shared.rs"]
+mod shared;
+
 const CRITICAL_SCAN: &str = r#"{"data": [{
     "vulnId": "CVE-2024-0001", "severity": "Critical", "status": "VULNERABLE",
     "featureKey": {"name": "openssl", "version": "3.0.1", "namespace": "debian:12"},
@@ -340,7 +343,9 @@ async fn modes_warn_and_audit_allow() -> Result<()> {
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("warnings").is_none());
     let ann = &resp["auditAnnotations"];
-    assert_eq!(ann["decision"], "audit");
+    // What enforce would have done, not the mode again (that is the `mode` annotation).
+    assert_eq!(ann["decision"], "would-deny");
+    assert_eq!(ann["mode"], "audit");
     assert_eq!(ann["policy-id"], "helios.default");
     assert!(
         ann["policy-version"]
@@ -366,6 +371,11 @@ async fn modes_warn_and_audit_allow() -> Result<()> {
     let (out, verdict) = run(&c, review()?).await?;
     assert_eq!(verdict, Verdict::Warn);
     assert_eq!(out["response"]["allowed"], true);
+    assert_eq!(
+        out["response"]["auditAnnotations"]["decision"],
+        "would-deny"
+    );
+    assert_eq!(out["response"]["auditAnnotations"]["mode"], "warn");
     let warnings = out["response"]["warnings"]
         .as_array()
         .cloned()
@@ -401,15 +411,36 @@ async fn failure_policy_closed_denies_and_open_allows() -> Result<()> {
         failure_policy: FailurePolicy::Open,
         ..Default::default()
     };
-    let c = controller(down, open)?;
+    let c = controller(down.clone(), open)?;
     let (out, verdict) = run(&c, review()?).await?;
     assert_eq!(verdict, Verdict::FailOpen);
     assert_eq!(out["response"]["allowed"], true);
+    assert_eq!(out["response"]["auditAnnotations"]["decision"], "fail_open");
     assert!(
         out["response"]["warnings"]
             .to_string()
             .contains("connection refused")
     );
+
+    // Audit and warn modes never deny, but with a closed failure policy enforce would have:
+    // the annotation says so. With an open one enforce would have allowed too.
+    for (mode, failure_policy, decision) in [
+        (Mode::Audit, FailurePolicy::Closed, "would-deny"),
+        (Mode::Warn, FailurePolicy::Closed, "would-deny"),
+        (Mode::Audit, FailurePolicy::Open, "fail_open"),
+    ] {
+        let cfg = ControllerConfig {
+            mode,
+            failure_policy,
+            ..Default::default()
+        };
+        let (out, verdict) = run(&controller(down.clone(), cfg)?, review()?).await?;
+        assert_eq!(verdict, Verdict::FailOpen, "{mode}");
+        assert_eq!(out["response"]["allowed"], true, "{mode}");
+        let ann = &out["response"]["auditAnnotations"];
+        assert_eq!(ann["decision"], decision, "{mode} {failure_policy:?}");
+        assert_eq!(ann["mode"], mode.as_str());
+    }
     Ok(())
 }
 
@@ -462,6 +493,21 @@ async fn unknown_kinds_can_be_denied() -> Result<()> {
     let (out, verdict) = run(&c, read(&project_fixtures().join("unknown-kind.json"))?).await?;
     assert_eq!(verdict, Verdict::Deny);
     assert!(out.to_string().contains("example.com/Widget"));
+
+    // In audit mode the kind is let through, and the annotation says enforce would not have.
+    let audit = ControllerConfig {
+        unknown_kinds: UnknownKinds::Deny,
+        mode: Mode::Audit,
+        ..Default::default()
+    };
+    let c = controller(Arc::new(MapSource::new()?), audit)?;
+    let (out, verdict) = run(&c, read(&project_fixtures().join("unknown-kind.json"))?).await?;
+    assert_eq!(verdict, Verdict::Skip);
+    assert_eq!(out["response"]["allowed"], true);
+    assert_eq!(
+        out["response"]["auditAnnotations"]["decision"],
+        "would-deny"
+    );
     Ok(())
 }
 
@@ -488,11 +534,7 @@ async fn invalid_reviews_are_rejected_with_the_reason() -> Result<()> {
 #[tokio::test]
 async fn shared_reference_fixtures() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/admission");
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIP shared_reference_fixtures: {} is absent; the project-owned reviews in tests/fixtures/admission still ran",
-            dir.display()
-        );
+    if !shared::present("shared_reference_fixtures", &dir) {
         return Ok(());
     }
     use ContainerType::{Container as C, Ephemeral as E, Init as I};

@@ -12,6 +12,9 @@ use helios_core::scan::{CachedSource, Lookup, ScanSource, ScanStatus};
 use helios_core::{Error, Result};
 use helios_lacework_emulator::{Emulator, EmulatorBuilder, Endpoint, Fault, FaultKind};
 
+#[path = "support/shared.rs"]
+mod shared;
+
 const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
@@ -539,11 +542,7 @@ async fn rejected_scan_requests_carry_laceworks_message() -> Result<()> {
 #[tokio::test]
 async fn reference_fixtures_are_served_when_present() -> Result<()> {
     let shared = helios_lacework_emulator::shared_fixtures_dir();
-    if !shared.is_dir() {
-        eprintln!(
-            "SKIPPED (conformance part): {} is absent; the project fixtures are covered above",
-            shared.display()
-        );
+    if !shared::present("reference_fixtures_are_served_when_present", &shared) {
         return Ok(());
     }
     let emu = emulator(Emulator::builder().page_size(1)).await?;

@@ -12,6 +12,9 @@ use helios_core::Error;
 use helios_core::scan::{ScanReport, ScanStatus, Severity, Summary};
 use serde_json::Value;
 
+#[path = "support/shared.rs"]
+mod shared;
+
 type TestResult = Result<(), String>;
 
 fn project_dir() -> PathBuf {
@@ -269,12 +272,7 @@ fn project_fixtures_convert_with_matching_counts() -> TestResult {
 #[test]
 fn shared_fixtures_convert_with_matching_counts() -> TestResult {
     let dir = shared_dir();
-    if !dir.is_dir() {
-        eprintln!(
-            "NOTE: {} is absent; skipping the reference Lacework fixtures \
-             (the project-owned ones in tests/fixtures/lacework are still tested)",
-            dir.display()
-        );
+    if !shared::present("shared_fixtures_convert_with_matching_counts", &dir) {
         return Ok(());
     }
     let checked = check_dir(&dir)?;
@@ -456,11 +454,7 @@ fn digest_picks_one_image_of_several() -> TestResult {
 #[test]
 fn shared_fixture_quirks() -> TestResult {
     let dir = shared_dir();
-    if !dir.is_dir() {
-        eprintln!(
-            "NOTE: {} is absent; skipping the reference quirk checks",
-            dir.display()
-        );
+    if !shared::present("shared_fixture_quirks", &dir) {
         return Ok(());
     }
     // scan_created_time as an RFC 3339 string with an offset and milliseconds; EXCEPTION status.

@@ -11,6 +11,9 @@ use helios_core::scan::{CachedSource, Lookup, ScanReport, ScanSource, ScanStatus
 use helios_core::{Error, Result};
 use helios_lacework_emulator::{Emulator, EmulatorBuilder, Endpoint};
 
+#[path = "support/shared.rs"]
+mod shared;
+
 /// Scanned with findings (two evaluations; the newer one has 2 findings).
 const WITH_FINDINGS: &str =
     "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -386,14 +389,10 @@ async fn requests_per_lookup() -> Result<()> {
 #[tokio::test]
 async fn the_sdk_summary_fixture_is_understood_when_present() -> Result<()> {
     let shared = helios_lacework_emulator::shared_fixtures_dir();
-    if !shared
-        .join("v2-vulnerability-observations-imagesummary-search-response.json")
-        .is_file()
-    {
-        eprintln!(
-            "SKIPPED (conformance part): {} is absent; the project summaries are covered above",
-            shared.display()
-        );
+    if !shared::present(
+        "the_sdk_summary_fixture_is_understood_when_present",
+        &shared.join("v2-vulnerability-observations-imagesummary-search-response.json"),
+    ) {
         return Ok(());
     }
     let emu = emulator(Emulator::builder()).await?;

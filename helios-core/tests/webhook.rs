@@ -192,7 +192,7 @@ async fn warn_allows_with_warnings_and_audit_with_annotations() -> TestResult {
     let resp = &out["response"];
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("warnings").is_none());
-    assert_eq!(resp["auditAnnotations"]["decision"], "audit");
+    assert_eq!(resp["auditAnnotations"]["decision"], "would-deny");
     assert_eq!(resp["auditAnnotations"]["policy-id"], "helios.default");
     Ok(())
 }

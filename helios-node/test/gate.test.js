@@ -29,7 +29,14 @@ function emulatorBinary() {
 }
 
 const binary = emulatorBinary()
-const skip = binary && fs.existsSync(binary) ? false : 'the Lacework emulator is not built: run scripts/test-node.sh'
+const missing = binary && fs.existsSync(binary) ? false : 'the Lacework emulator is not built: run scripts/test-node.sh'
+// In CI a missing peer is a failure, never a silent pass: the suite gets a failing test.
+if (missing && process.env.CI) {
+  test('the Lacework emulator is built (CI is set)', () => {
+    throw new Error(`${missing} (CI is set)`)
+  })
+}
+const skip = missing
 let child
 let emu
 

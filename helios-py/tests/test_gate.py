@@ -41,10 +41,14 @@ def emulator():
     """The emulator as a child process that exits with us (--stdin-lifetime): its JSON line."""
     binary = emulator_binary()
     if binary is None or not binary.is_file():
-        pytest.skip(
+        why = (
             "the Lacework emulator is not built: run scripts/test-python.sh "
             "(or cargo build -p helios-lacework-emulator)"
         )
+        # In CI a missing peer is a failure, never a silent pass.
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI is set)", pytrace=False)
+        pytest.skip(why)
     proc = subprocess.Popen(
         [str(binary), "--port", "0", "--scan-duration-ms", "100", "--stdin-lifetime"],
         stdin=subprocess.PIPE,

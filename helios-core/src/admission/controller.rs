@@ -457,7 +457,12 @@ impl AdmissionController {
                 };
                 return (response, outcome);
             }
-            return skip(format!("kind {kind} is not inspected"));
+            let (mut response, outcome) = skip(format!("kind {kind} is not inspected"));
+            if cfg.unknown_kinds == UnknownKinds::Deny {
+                // Warn or audit mode: enforce would have denied the kind.
+                response = response.with_audit_annotation("decision", "would-deny");
+            }
+            return (response, outcome);
         };
         if ephemeral_only {
             targets.retain(|t| t.container.kind == ContainerType::Ephemeral);
@@ -898,7 +903,7 @@ fn respond(
         .map(|(k, v)| (k, serde_json::Value::String(v)))
         .collect();
     response = response
-        .with_audit_annotation("decision", verdict.as_str())
+        .with_audit_annotation("decision", audit_decision(verdict, mode, failure_policy))
         .with_audit_annotation("mode", mode.as_str())
         .with_audit_annotation("violations", violation_count.to_string())
         .with_audit_annotation("digests", json(serde_json::Value::Object(digests)))
@@ -924,6 +929,19 @@ fn respond(
         duration: Duration::ZERO,
     };
     (response, outcome)
+}
+
+/// The `decision` audit annotation: what Helios did, except that in `warn` and `audit` modes it
+/// states what `enforce` would have done (as Pod Security Admission's `audit-violations` does),
+/// so an auditor reads the verdict instead of inferring it from the violation count.
+fn audit_decision(verdict: Verdict, mode: Mode, failure_policy: FailurePolicy) -> &'static str {
+    match verdict {
+        Verdict::Warn | Verdict::Audit => "would-deny",
+        Verdict::FailOpen if mode != Mode::Enforce && failure_policy == FailurePolicy::Closed => {
+            "would-deny"
+        }
+        other => other.as_str(),
+    }
 }
 
 /// The one log line of a review. Never logs `userInfo.extra` (it may hold tokens) or the object.

@@ -32,7 +32,8 @@ pub(crate) struct Settings {
 }
 
 /// One profile of `~/.lacework.toml` (unknown keys such as `version` or `api_token` ignored).
-#[derive(Debug, Default, Deserialize)]
+/// Its `Debug` redacts `api_secret`, read here as a plain string before it becomes a [`Secret`].
+#[derive(Default, Deserialize)]
 struct Profile {
     #[serde(default)]
     account: Option<String>,
@@ -42,6 +43,17 @@ struct Profile {
     api_key: Option<String>,
     #[serde(default)]
     api_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("account", &self.account)
+            .field("subaccount", &self.subaccount)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &self.api_secret.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// The Lacework CLI's configuration file: `~/.lacework.toml` (`%USERPROFILE%` on Windows).
@@ -196,6 +208,26 @@ subaccount = "team"
 api_key = "PROD_KEY"
 api_secret = "_prod_secret"
 "#;
+
+    #[test]
+    fn a_profile_never_prints_its_secret() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("helios-profile-debug-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let file = dir.join("lacework.toml");
+        std::fs::write(
+            &file,
+            "[default]\naccount = \"acme\"\napi_key = \"KEY\"\napi_secret = \"_profile-s3cr3t\"\n",
+        )
+        .map_err(|e| Error::io(&file, e))?;
+        let profiles = read_profiles(&file);
+        let settings = resolve(&env_of(&[]), Some(&file), None);
+        let _ = std::fs::remove_dir_all(&dir);
+        let profiles = profiles?;
+        let printed = format!("{profiles:?} {:?}", settings?);
+        assert!(printed.contains("acme"), "{printed}");
+        assert!(!printed.contains("_profile-s3cr3t"), "{printed}");
+        Ok(())
+    }
 
     #[test]
     fn default_profile_then_env_overrides_each_value() -> Result<()> {
