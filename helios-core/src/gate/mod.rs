@@ -18,8 +18,8 @@ use crate::scan::lacework::{LaceworkLookup, scan_image};
 /// Where a gate takes an image's scan from.
 #[derive(Debug, Clone)]
 pub enum ScanFrom {
-    /// A scan file ([`ScanReport::from_scan_file`]), narrowed to the image's digest when the
-    /// reference pins one.
+    /// A scan file ([`ScanReport::from_scan_file_for`]), narrowed to the image's candidate
+    /// digests (pinned, resolved, platform) when it has any.
     File(PathBuf),
     /// Lacework, looked up as [`scan_image`] does.
     Lacework(LaceworkLookup),
@@ -29,7 +29,9 @@ impl ScanFrom {
     /// The scan of `image`.
     pub async fn report(&self, image: &ImageRef) -> Result<ScanReport> {
         match self {
-            ScanFrom::File(path) => ScanReport::from_scan_file(path, image.digest.as_deref()),
+            ScanFrom::File(path) => {
+                ScanReport::from_scan_file_for(path, &image.candidate_digests())
+            }
             ScanFrom::Lacework(lookup) => scan_image(image, lookup).await,
         }
     }

@@ -8,6 +8,13 @@
 //! `$HELIOS_TOOLS_BIN/opa`), else the one
 //! `scripts/install-tools.sh opa` builds there on first use (once; a minute or two).
 
+//!
+//! [`Registry`] runs the real CNCF distribution registry (anonymous, or TLS + htpasswd) and
+//! drives `crane` to push images into it, both built the same way (`HELIOS_REGISTRY_BIN`,
+//! `HELIOS_CRANE_BIN` override).
+
 mod opa;
+mod registry;
 
 pub use opa::{OpaServer, OpaServerBuilder, StartError, free_port, opa_binary, workspace_root};
+pub use registry::{Registry, RegistryBuilder, crane_binary, registry_binary};
