@@ -17,6 +17,7 @@ use crate::image::ImageRef;
 use crate::policy::{
     ContainerType, Decision, INPUT_VERSION, PolicyEvaluator, PolicyInput, Stage, User, Workload,
 };
+use crate::registry::Resolver;
 use crate::scan::{Lookup, ScanSource, ScanStatus};
 
 /// What the controller does with a policy's denial.
@@ -257,6 +258,8 @@ pub enum FailureKind {
     Policy,
     /// The review deadline passed.
     Deadline,
+    /// A tag could not be resolved to its digest at the registry (401, 404, down, timeout).
+    Resolve,
 }
 
 impl FailureKind {
@@ -266,6 +269,7 @@ impl FailureKind {
             FailureKind::Scan => "scan",
             FailureKind::Policy => "policy",
             FailureKind::Deadline => "deadline",
+            FailureKind::Resolve => "resolve",
         }
     }
 }
@@ -296,6 +300,8 @@ pub struct AdmissionController {
     scans: Arc<dyn ScanSource>,
     policy: Arc<dyn PolicyEvaluator>,
     config: Arc<ControllerConfig>,
+    resolver: Option<Resolver>,
+    pin_digests: bool,
 }
 
 impl fmt::Debug for AdmissionController {
@@ -342,7 +348,34 @@ impl AdmissionController {
             scans,
             policy,
             config: Arc::new(config),
+            resolver: None,
+            pin_digests: false,
         }
+    }
+
+    /// Whether the `/mutate` endpoint pins tags to digests (it needs a resolver too).
+    pub fn with_pinning(mut self, pin_digests: bool) -> Self {
+        self.pin_digests = pin_digests;
+        self
+    }
+
+    /// Whether `/mutate` pins: pinning was turned on and tags are resolved.
+    pub fn pins_digests(&self) -> bool {
+        self.pin_digests && self.resolver.is_some()
+    }
+
+    /// Resolves tag-only images at their registry before the scan lookup, so the scan and the
+    /// decision are about the digest the tag points to now (see [`Resolver`]). A resolution
+    /// failure is a failure of the check: the failure policy applies, never a lookup by tag.
+    pub fn with_resolver(mut self, resolver: Option<Resolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// The resolver, when tags are resolved (shared with the `/mutate` endpoint, so a pin and
+    /// a check agree through its cache).
+    pub fn resolver(&self) -> Option<&Resolver> {
+        self.resolver.as_ref()
     }
 
     /// The configuration.
@@ -498,8 +531,40 @@ impl AdmissionController {
                 };
             }
         };
-        let digest = image.digest.clone();
         let until = tokio::time::Instant::from_std(deadline);
+        let image = match (&self.resolver, image.digest.is_none()) {
+            (Some(resolver), true) => {
+                match tokio::time::timeout_at(until, resolver.resolve(image)).await {
+                    Err(_) => {
+                        return Checked {
+                            target,
+                            digest: None,
+                            result: CheckResult::Failed(
+                                FailureKind::Deadline,
+                                deadline_reason("tag resolution", &self.config),
+                            ),
+                        };
+                    }
+                    Ok(Err(e)) => {
+                        return Checked {
+                            target,
+                            digest: None,
+                            result: CheckResult::Failed(
+                                FailureKind::Resolve,
+                                format!("cannot resolve the tag to a digest: {e}"),
+                            ),
+                        };
+                    }
+                    Ok(Ok(image)) => image,
+                }
+            }
+            _ => image,
+        };
+        // What the audit annotation names: the pinned digest, else the one the tag resolved to.
+        let digest = image
+            .digest
+            .clone()
+            .or_else(|| image.resolved_digest.clone());
         let failed = |kind, reason| Checked {
             target: target.clone(),
             digest: digest.clone(),

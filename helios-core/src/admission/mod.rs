@@ -12,6 +12,7 @@
 
 mod controller;
 pub mod images;
+pub mod mutate;
 mod review;
 
 pub use controller::{

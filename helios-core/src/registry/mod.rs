@@ -51,6 +51,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
+    /// Resolve tag-only images before the scan lookup (default); `false` looks them up as
+    /// written, as `--no-resolve` does.
+    pub resolve: bool,
+    /// Webhook only: answer `/mutate` with patches pinning each tag to its resolved digest
+    /// (opt-in; see the MutatingWebhookConfiguration in deploy/).
+    pub pin_digests: bool,
     /// A Docker `config.json`, a mounted `kubernetes.io/dockerconfigjson` Secret file
     /// (`.dockerconfigjson`), or a directory holding either; default `$DOCKER_CONFIG/config.json`,
     /// else `~/.docker/config.json`. No file means anonymous pulls.
@@ -72,6 +78,8 @@ pub struct RegistryConfig {
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
+            resolve: true,
+            pin_digests: false,
             docker_config: None,
             platform: Platform::default(),
             cache_ttl_secs: DEFAULT_CACHE_TTL.as_secs(),
@@ -117,6 +125,7 @@ struct Inner {
     client: client::Client,
     cache: cache::ResolveCache,
     platform: Platform,
+    enabled: bool,
 }
 
 impl fmt::Debug for Resolver {
@@ -132,11 +141,13 @@ impl Resolver {
     pub fn new(config: RegistryConfig) -> Result<Self> {
         let cache = cache::ResolveCache::new(config.cache_ttl());
         let platform = config.platform.clone();
+        let enabled = config.resolve;
         Ok(Resolver {
             inner: Arc::new(Inner {
                 client: client::Client::new(config)?,
                 cache,
                 platform,
+                enabled,
             }),
         })
     }
@@ -146,9 +157,10 @@ impl Resolver {
     ///
     /// A reference that already pins a digest is returned unchanged without asking the
     /// registry: the digest is the identity. Every failure (401, 404, down, timeout, no
-    /// manifest for the platform) is an error; callers apply their failure policy.
+    /// manifest for the platform) is an error; callers apply their failure policy. With
+    /// [`RegistryConfig::resolve`] off, every image is returned unchanged.
     pub async fn resolve(&self, image: ImageRef) -> Result<ImageRef> {
-        if image.digest.is_some() {
+        if image.digest.is_some() || !self.inner.enabled {
             return Ok(image);
         }
         let tag = image.tag.clone().unwrap_or_else(|| "latest".into());
