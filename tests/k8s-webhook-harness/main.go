@@ -292,6 +292,8 @@ func run() (*result, error) {
 		}
 	}
 	if mutator != nil {
+		// Typed objects drop their apiVersion/kind on decode; print the object whole.
+		attrs.GetObject().GetObjectKind().SetGroupVersionKind(*gvk)
 		if out.Object, err = json.Marshal(attrs.GetObject()); err != nil {
 			return nil, err
 		}
