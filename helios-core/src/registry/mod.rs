@@ -209,6 +209,25 @@ impl Resolver {
     }
 }
 
+/// Whether `HELIOS_NO_RESOLVE` (`true`, `1` or `yes`) turns tag resolution off, as
+/// `--no-resolve` does; the default of the Python and Node `gate`/`scan` too.
+pub fn no_resolve_from_env() -> bool {
+    std::env::var("HELIOS_NO_RESOLVE")
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        .unwrap_or(false)
+}
+
+impl Resolver {
+    /// The resolver a caller asked for: `resolve` `Some(false)` (or, when `None`,
+    /// `HELIOS_NO_RESOLVE` set) means none, so images are looked up as written.
+    pub fn optional(config: RegistryConfig, resolve: Option<bool>) -> Result<Option<Resolver>> {
+        if !resolve.unwrap_or_else(|| !no_resolve_from_env()) || !config.resolve {
+            return Ok(None);
+        }
+        Resolver::new(config).map(Some)
+    }
+}
+
 /// What `original` (an image as written in a spec) is pinned to: `original@digest`, with the
 /// digest the registry resolved (the index for a multi-arch image, so every node still pulls
 /// its own platform). The spelling of `original` is kept (`nginx:1.25` stays short), so a
