@@ -112,7 +112,7 @@ impl Metrics {
                 });
             }
         }
-        for k in ["scan", "policy", "deadline", "invalid_review"] {
+        for k in ["scan", "policy", "deadline", "resolve", "invalid_review"] {
             let _ = errors.get_or_create(&ErrorLabels { kind: k.into() });
         }
         Metrics {
