@@ -161,13 +161,16 @@ fn lookup(
 /// What a [`LookupTask`] does.
 enum Job {
     /// `scan`: the Lacework report.
-    Scan {
-        image: Result<ImageRef, CoreError>,
-        resolver: Result<Option<Resolver>, CoreError>,
-        lookup: LaceworkLookup,
-    },
+    Scan(Box<ScanJob>),
     /// `gate`: the scan, then the policy.
     Gate(Box<GateJob>),
+}
+
+/// A checked `scan` call, ready to run.
+pub struct ScanJob {
+    image: Result<ImageRef, CoreError>,
+    resolver: Result<Option<Resolver>, CoreError>,
+    lookup: LaceworkLookup,
 }
 
 /// A checked `gate` call, ready to run.
@@ -268,7 +271,7 @@ pub fn scan(image: String, options: Option<Unknown<'_>>) -> napi::Result<AsyncTa
         ServiceFailure::Error,
     )?;
     Ok(AsyncTask::new(LookupTask {
-        job: Some(Job::Scan {
+        job: Some(Job::Scan(Box::new(ScanJob {
             image: ImageRef::parse(&image),
             resolver: resolver(
                 options.resolve,
@@ -278,7 +281,7 @@ pub fn scan(image: String, options: Option<Unknown<'_>>) -> napi::Result<AsyncTa
                 options.registry_ca,
             ),
             lookup,
-        }),
+        }))),
     }))
 }
 
@@ -314,11 +317,12 @@ impl<'task> ScopedTask<'task> for LookupTask {
         };
         // A libuv worker is outside napi-rs's `catch_unwind`: a panic becomes a rejection.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match job {
-            Job::Scan {
-                image,
-                resolver,
-                lookup,
-            } => {
+            Job::Scan(job) => {
+                let ScanJob {
+                    image,
+                    resolver,
+                    lookup,
+                } = *job;
                 let image = image?;
                 let resolver = resolver?;
                 let report = block_on(async {

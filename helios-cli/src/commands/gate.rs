@@ -30,7 +30,7 @@ pub struct GateArgs {
     lacework: LaceworkArgs,
 
     #[command(flatten)]
-    registry: RegistryArgs,
+    registry: Box<RegistryArgs>,
 
     /// CI context passed to the policy as `input.ci` (repeatable), e.g. `--ci pipeline=build`.
     #[arg(long = "ci", value_name = "KEY=VALUE", value_parser = parse_key_value)]

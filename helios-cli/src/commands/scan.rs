@@ -77,7 +77,7 @@ pub struct ScanArgs {
     lacework: LaceworkArgs,
 
     #[command(flatten)]
-    registry: RegistryArgs,
+    registry: Box<RegistryArgs>,
 }
 
 /// Prints the report; exit 0 when one was obtained (whatever its status), 2 when Lacework could
