@@ -325,3 +325,59 @@ async fn a_registry_down_or_too_slow_is_unavailable_within_the_timeout() -> Test
     assert!(err.to_string().contains("no answer within 300 ms"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn bearer_challenges_anonymous_and_with_credentials() -> TestResult {
+    // A public registry behind a Docker token service: the challenge is answered with an
+    // anonymous pull token.
+    let public = Registry::builder().bearer().start()?;
+    let digest = public.push_image("library/app:1.0", "public", None)?;
+    let no_credentials = tempfile::tempdir()?;
+    let resolver = Resolver::new(RegistryConfig {
+        plain_http: [public.host()].into(),
+        docker_config: Some(no_credentials.path().to_path_buf()),
+        ..RegistryConfig::default()
+    })?;
+    let image = ImageRef::parse(&format!("{}/library/app:1.0", public.host()))?;
+    let resolved = resolver.resolve(image).await?;
+    assert_eq!(resolved.resolved_digest.as_deref(), Some(digest.as_str()));
+
+    // A private one: the token service wants the Docker config's credentials.
+    let password = "tok-s3cret";
+    let private = Registry::builder()
+        .bearer()
+        .htpasswd("ci-bot", password)
+        .start()?;
+    let digest = private.push_image("team/app:2.0", "private", None)?;
+    let image = ImageRef::parse(&format!("{}/team/app:2.0", private.host()))?;
+    let config = RegistryConfig {
+        plain_http: [private.host()].into(),
+        docker_config: Some(private.docker_config().to_path_buf()),
+        ..RegistryConfig::default()
+    };
+    let resolved = Resolver::new(config.clone())?
+        .resolve(image.clone())
+        .await?;
+    assert_eq!(resolved.resolved_digest.as_deref(), Some(digest.as_str()));
+
+    let wrong = tempfile::tempdir()?;
+    std::fs::write(
+        wrong.path().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"username":"ci-bot","password":"WRONG-{password}"}}}}}}"#,
+            private.host()
+        ),
+    )?;
+    let err = Resolver::new(RegistryConfig {
+        docker_config: Some(wrong.path().to_path_buf()),
+        ..config
+    })?
+    .resolve(image)
+    .await
+    .err()
+    .ok_or("wrong credentials must fail")?;
+    assert_eq!(err.code(), "auth");
+    assert!(err.to_string().contains("token service refused"), "{err}");
+    assert!(!format!("{err} {err:?}").contains(password), "{err:?}");
+    Ok(())
+}

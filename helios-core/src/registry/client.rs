@@ -298,6 +298,7 @@ impl Client {
         service_name: Option<&str>,
         creds: Option<&Credentials>,
     ) -> Result<String> {
+        check_realm(registry, realm, self.config.plain_http.contains(registry))?;
         let scope = format!("repository:{repository}:pull");
         let mut query: Vec<(&str, &str)> = vec![("scope", &scope)];
         if let Some(s) = service_name {
@@ -415,6 +416,55 @@ fn no_credentials(registry: &str) -> Error {
     }
 }
 
+/// Refuses a token realm Helios must not send credentials to: plain HTTP for a registry not
+/// opted in to it, or an IP literal in a loopback, private or link-local range (the cloud
+/// metadata service) other than the registry's own host. A registry's challenge is input; this
+/// keeps it from steering Helios's credentials or requests inside the network (as crane does).
+fn check_realm(registry: &str, realm: &str, plain_http: bool) -> Result<()> {
+    let refuse = |why: &str| Error::Auth {
+        service: service(registry),
+        reason: format!("its token realm is refused: {why}"),
+    };
+    let url = reqwest::Url::parse(realm).map_err(|_| refuse("not a URL"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if plain_http => {}
+        _ => {
+            return Err(refuse(
+                "it must be https (http only for plain_http registries)",
+            ));
+        }
+    }
+    let host_port = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => return Err(refuse("it names no host")),
+    };
+    if host_port == registry || url.host_str() == Some(registry) {
+        return Ok(());
+    }
+    let literal = url
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok());
+    let internal = match literal {
+        Some(std::net::IpAddr::V4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        None => false,
+    };
+    if internal {
+        return Err(refuse("it is a loopback, private or link-local address"));
+    }
+    Ok(())
+}
+
 /// Reads a body up to [`MAX_MANIFEST_BYTES`].
 async fn read_limited(mut resp: Response, registry: &str) -> Result<Vec<u8>> {
     let mut body = Vec::new();
@@ -516,5 +566,26 @@ fn describe(e: &reqwest::Error) -> String {
         e.to_string()
     } else {
         parts.join(": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_realm;
+
+    #[test]
+    fn token_realms_cannot_point_inside_the_network() {
+        let ok = |r: &str, plain| check_realm("registry.example.com", r, plain).is_ok();
+        assert!(ok("https://auth.example.com/token", false));
+        assert!(ok("https://localhost:5001/token", false));
+        assert!(!ok("http://auth.example.com/token", false));
+        assert!(ok("http://auth.example.com/token", true));
+        assert!(!ok("https://169.254.169.254/latest/meta-data", false));
+        assert!(!ok("https://10.0.0.7/token", false));
+        assert!(!ok("https://[::1]:8080/token", false));
+        assert!(!ok("https://[fd00:ec2::254]/token", false));
+        assert!(!ok("ftp://auth.example.com/", false));
+        // The registry's own host is always fine.
+        assert!(check_realm("10.0.0.7:5000", "https://10.0.0.7:5000/token", false).is_ok());
     }
 }

@@ -15,6 +15,7 @@
 
 mod opa;
 mod registry;
+mod token;
 
 pub use opa::{OpaServer, OpaServerBuilder, StartError, free_port, opa_binary, workspace_root};
 pub use registry::{Registry, RegistryBuilder, crane_binary, registry_binary};

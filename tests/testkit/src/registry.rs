@@ -69,6 +69,7 @@ pub fn crane_binary() -> Result<PathBuf, String> {
 pub struct RegistryBuilder {
     tls: bool,
     user: Option<(String, String)>,
+    bearer: bool,
 }
 
 impl RegistryBuilder {
@@ -82,6 +83,14 @@ impl RegistryBuilder {
     /// Require HTTP Basic authentication (htpasswd, bcrypt) as this one user.
     pub fn htpasswd(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.user = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Authenticate with Bearer tokens from a Docker token service (started alongside, plain
+    /// HTTP on loopback) instead of htpasswd: with [`Self::htpasswd`] the service requires that
+    /// user's Basic credentials, without it it grants tokens anonymously (a public registry).
+    pub fn bearer(mut self) -> Self {
+        self.bearer = true;
         self
     }
 
@@ -114,7 +123,20 @@ impl RegistryBuilder {
             ca_file = Some(ca_path);
         }
         let mut auth_yaml = String::new();
-        if let Some((user, password)) = &self.user {
+        let mut token_server = None;
+        if self.bearer {
+            let jwks = d.join("jwks.json");
+            let server = crate::token::TokenServer::start(self.user.clone(), &jwks)?;
+            auth_yaml = format!(
+                "auth:\n  token:\n    realm: http://localhost:{}/token\n    service: {}\n    issuer: {}\n    jwks: {}\n",
+                // A host name: clients (crane, Helios) refuse realms at private IP literals.
+                server.addr.port(),
+                crate::token::SERVICE,
+                crate::token::ISSUER,
+                jwks.display()
+            );
+            token_server = Some(server);
+        } else if let Some((user, password)) = &self.user {
             let hash = bcrypt::hash(password, 4).map_err(|e| format!("bcrypt: {e}"))?;
             let path = write("htpasswd", &format!("{user}:{hash}\n"))?;
             auth_yaml = format!(
@@ -161,6 +183,7 @@ impl RegistryBuilder {
                 }
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                     let registry = Registry {
+                        _token_server: token_server.take(),
                         child,
                         addr,
                         ca_file,
@@ -208,6 +231,8 @@ fn certificates() -> Result<(String, String, String), String> {
 /// A running registry; killed when dropped.
 #[derive(Debug)]
 pub struct Registry {
+    // Serves tokens for as long as the registry lives (its thread is detached).
+    _token_server: Option<crate::token::TokenServer>,
     child: Child,
     addr: SocketAddr,
     ca_file: Option<PathBuf>,
