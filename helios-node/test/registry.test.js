@@ -81,7 +81,9 @@ before(async () => {
 })
 
 after(() => {
-  if (peer) peer.child.kill()
+  if (!peer) return
+  peer.child.kill()
+  fs.rmSync(peer.dir, { recursive: true, force: true })
 })
 
 const opts = () => ({ scanFile: CLEAN, resolve: true, plainHttp: [peer.host], dockerConfig: peer.docker })
