@@ -133,6 +133,21 @@ export interface ScanOptions {
   noScan?: boolean
   /** The Lacework CLI profile of `~/.lacework.toml` (default `LW_PROFILE`, else `default`). */
   profile?: string
+  /**
+   * Resolve a tag at its registry to the digest it points to now (and, for a multi-arch image,
+   * the `platform` manifest) before the lookup, recorded in `input.image.resolved_digest` /
+   * `platform_digest`. Default: yes, unless `HELIOS_NO_RESOLVE=true`. A failure rejects (`auth`,
+   * `unavailable`, `remote`, `invalid_image` for a missing platform): never a lookup by tag.
+   */
+  resolve?: boolean
+  /** The platform picked from a multi-arch image, `os/arch[/variant]` (default `linux/amd64`). */
+  platform?: string
+  /** Registry credentials: a Docker `config.json`, a `.dockerconfigjson`, or a directory (default `$DOCKER_CONFIG`, `~/.docker`). */
+  dockerConfig?: string
+  /** Registries (`host[:port]`) spoken to over plain HTTP; never a fallback. */
+  plainHttp?: string[]
+  /** A PEM CA file per registry, e.g. `{ 'registry:5000': 'ca.pem' }`. */
+  registryCa?: Record<string, string>
 }
 
 /** Options of `gate` and `gateSync`. */

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Builds the real peers the tests run against (OPA, ...) from their Go modules with the machine's
+# Builds the real peers the tests run against (OPA, the CNCF distribution registry, crane) from their Go modules with the machine's
 # Go, into the git-ignored .tools/bin of this checkout. Idempotent: a tool already present at the
 # pinned version is skipped, and Go's module and build caches (GOPATH/GOCACHE, left at their
 # defaults) make a rebuild after a version bump cheap.
 #
 #   scripts/install-tools.sh            # every tool
-#   scripts/install-tools.sh opa        # only the named ones
+#   scripts/install-tools.sh opa        # only the named ones (opa, registry, crane)
 #
-# To use an already-installed binary instead, point the tests at it (e.g. HELIOS_OPA_BIN=/usr/bin/opa)
-# and skip this script.
+# To use an already-installed binary instead, point the tests at it (e.g. HELIOS_OPA_BIN=/usr/bin/opa,
+# HELIOS_REGISTRY_BIN, HELIOS_CRANE_BIN) and skip this script.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +20,11 @@ OPA_MODULE="github.com/open-policy-agent/opa"
 OPA_VERSION="v1.22.3"
 # kube-apiserver for the end-to-end admission tests, built from k8s.io/kubernetes by build-kube.sh.
 KUBERNETES_VERSION="v1.37.2"
+# The CNCF distribution registry (tag -> digest resolution tests) and crane (pushes test images).
+REGISTRY_PACKAGE="github.com/distribution/distribution/v3/cmd/registry"
+REGISTRY_VERSION="v3.1.2"
+CRANE_PACKAGE="github.com/google/go-containerregistry/cmd/crane"
+CRANE_VERSION="v0.22.1"
 
 # install_go_tool NAME PACKAGE VERSION: builds PACKAGE@VERSION into $TOOLS_BIN/NAME unless a build
 # of that exact version is already there (a stamp file records which version was built).
@@ -49,6 +54,8 @@ install_go_tool() {
 }
 
 install_opa() { install_go_tool opa "$OPA_MODULE" "$OPA_VERSION"; }
+install_registry() { install_go_tool registry "$REGISTRY_PACKAGE" "$REGISTRY_VERSION"; }
+install_crane() { install_go_tool crane "$CRANE_PACKAGE" "$CRANE_VERSION"; }
 
 install_kube() {
     local name="$1"
@@ -82,13 +89,15 @@ install_etcd() {
 
 tools=("$@")
 if [[ ${#tools[@]} -eq 0 ]]; then
-    tools=(opa etcd kube-apiserver)
+    tools=(opa registry crane etcd kube-apiserver)
 fi
 for tool in "${tools[@]}"; do
     case "$tool" in
         opa) install_opa ;;
+        registry) install_registry ;;
+        crane) install_crane ;;
         etcd) install_etcd ;;
         kube-apiserver) install_kube kube-apiserver ;;
-        *) echo "install-tools: unknown tool $tool (known: opa, etcd, kube-apiserver)" >&2; exit 2 ;;
+        *) echo "install-tools: unknown tool $tool (known: opa, registry, crane, etcd, kube-apiserver)" >&2; exit 2 ;;
     esac
 done

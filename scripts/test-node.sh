@@ -22,5 +22,10 @@ cargo build --quiet -p helios-lacework-emulator
 HELIOS_LACEWORK_EMULATOR="$root/target/$CARGO_BUILD_TARGET/debug/helios-lacework-emulator"
 export HELIOS_LACEWORK_EMULATOR
 
+echo "==> building the CLI (the registry tests compare gate() with helios gate)"
+cargo build --quiet -p helios-cli
+HELIOS_CLI_BIN="$root/target/$CARGO_BUILD_TARGET/debug/helios"
+export HELIOS_CLI_BIN
+
 echo "==> node --test"
 node --test "$@" test/

@@ -5,6 +5,7 @@
 
 mod commands;
 mod policy_args;
+mod registry_args;
 
 use std::process::ExitCode;
 

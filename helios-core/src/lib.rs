@@ -43,6 +43,7 @@ pub mod error;
 pub mod gate;
 pub mod image;
 pub mod policy;
+pub mod registry;
 pub mod scan;
 
 pub use error::{Error, Result};

@@ -139,3 +139,89 @@ fn deployment_is_highly_available_and_locked_down() -> TestResult {
     }
     Ok(())
 }
+
+/// The documents of `deploy/pinning/` (the opt-in digest-pinning overlay).
+fn pinning_documents() -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/pinning");
+    let mut docs = Vec::new();
+    for name in [
+        "kustomization.yaml",
+        "mutatingwebhookconfiguration.yaml",
+        "pin-digests.yaml",
+    ] {
+        let text = std::fs::read_to_string(dir.join(name))?;
+        for de in yaml_serde::Deserializer::from_str(&text) {
+            docs.push(Value::deserialize(de).map_err(|e| format!("{name}: {e}"))?);
+        }
+    }
+    Ok(docs)
+}
+
+#[test]
+fn pinning_overlay_adds_a_reinvoked_mutating_webhook_matching_the_validating_one() -> TestResult {
+    let docs = documents()?;
+    let pinning = pinning_documents()?;
+    let vwc = find(&docs, "ValidatingWebhookConfiguration", "helios").ok_or("no vwc")?;
+    let mwc = pinning
+        .iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .ok_or("no MutatingWebhookConfiguration")?;
+    let hook = &mwc["webhooks"][0];
+    assert_eq!(hook["clientConfig"]["service"]["path"], "/mutate");
+    assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(hook["sideEffects"], "None");
+    // Pinning is not the gate: the validating webhook (Fail) still decides when Helios is down.
+    assert_eq!(hook["failurePolicy"], "Ignore");
+    assert_eq!(vwc["webhooks"][0]["failurePolicy"], "Fail");
+    // Same objects, same namespaces as the validating webhook.
+    assert_eq!(hook["rules"], vwc["webhooks"][0]["rules"]);
+    assert_eq!(
+        hook["namespaceSelector"],
+        vwc["webhooks"][0]["namespaceSelector"]
+    );
+    assert_eq!(
+        hook["clientConfig"]["service"]["name"],
+        vwc["webhooks"][0]["clientConfig"]["service"]["name"]
+    );
+    // The overlay builds on the base and turns pinning on for the webhook container.
+    let kustomization = pinning
+        .iter()
+        .find(|d| d["kind"] == "Kustomization")
+        .ok_or("no kustomization")?;
+    assert_eq!(kustomization["resources"][0], "..");
+    let patch = pinning
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .ok_or("no deployment patch")?;
+    let base = find(&docs, "Deployment", "helios-webhook").ok_or("no deployment")?;
+    let container = &patch["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["name"],
+        base["spec"]["template"]["spec"]["containers"][0]["name"]
+    );
+    assert_eq!(container["env"][0]["name"], "HELIOS_PIN_DIGESTS");
+    assert_eq!(container["env"][0]["value"], "true");
+
+    // The base config resolves tags with the mounted dockerconfigjson Secret, within the
+    // review deadline; pinning is off until the overlay turns it on.
+    let cm = find(&docs, "ConfigMap", "helios-config").ok_or("no config map")?;
+    let config = WebhookConfig::from_yaml(cm["data"]["helios.yaml"].as_str().unwrap_or_default())?;
+    assert!(config.registry.resolve);
+    assert!(!config.registry.pin_digests);
+    assert!(config.registry.timeout_ms < config.admission.deadline_ms);
+    let dir = config.registry.docker_config.ok_or("no docker_config")?;
+    let spec = &base["spec"]["template"]["spec"];
+    let mount = spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .and_then(|m| {
+            m.iter()
+                .find(|m| m["mountPath"] == dir.to_string_lossy().as_ref())
+        })
+        .ok_or("docker_config is not mounted")?;
+    let volume = spec["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == mount["name"]))
+        .ok_or("no registry volume")?;
+    assert_eq!(volume["secret"]["optional"], true);
+    Ok(())
+}

@@ -1,14 +1,16 @@
 //! `helios_core::gate` and the Lacework lookup for Node: `scan`, `gate` and `gateSync`, what
 //! `helios scan` and `helios gate` do, for pipeline plugins.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use helios_core::Error as CoreError;
-use helios_core::gate::{Gate, ScanFrom};
+use helios_core::gate::{Gate, ScanFrom, resolve_with};
 use helios_core::image::ImageRef;
 use helios_core::policy::EmbeddedBuilder;
+use helios_core::registry::{RegistryConfig, Resolver};
 use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
 use napi::bindgen_prelude::{AsyncTask, Either, FromNapiValue, ToNapiValue, Unknown};
 use napi::{Env, ScopedTask, ValueType};
@@ -29,6 +31,16 @@ pub struct ScanOptions {
     pub no_scan: Option<bool>,
     /// The Lacework CLI profile of `~/.lacework.toml` (default `LW_PROFILE`, else `default`).
     pub profile: Option<String>,
+    /// Resolve a tag at its registry first (default: yes, unless `HELIOS_NO_RESOLVE=true`).
+    pub resolve: Option<bool>,
+    /// The platform picked from a multi-arch image (default `linux/amd64`).
+    pub platform: Option<String>,
+    /// Registry credentials: a Docker `config.json`, a `.dockerconfigjson`, or a directory.
+    pub docker_config: Option<String>,
+    /// Registries (`host[:port]`) spoken to over plain HTTP.
+    pub plain_http: Option<Vec<String>>,
+    /// A PEM CA file per registry (`{"registry:5000": "ca.pem"}`).
+    pub registry_ca: Option<HashMap<String, String>>,
 }
 
 /// Options of `gate` and `gateSync`.
@@ -53,6 +65,40 @@ pub struct GateOptions {
     pub no_scan: Option<bool>,
     /// The Lacework CLI profile.
     pub profile: Option<String>,
+    /// Resolve a tag at its registry first (default: yes, unless `HELIOS_NO_RESOLVE=true`).
+    pub resolve: Option<bool>,
+    /// The platform picked from a multi-arch image (default `linux/amd64`).
+    pub platform: Option<String>,
+    /// Registry credentials: a Docker `config.json`, a `.dockerconfigjson`, or a directory.
+    pub docker_config: Option<String>,
+    /// Registries (`host[:port]`) spoken to over plain HTTP.
+    pub plain_http: Option<Vec<String>>,
+    /// A PEM CA file per registry (`{"registry:5000": "ca.pem"}`).
+    pub registry_ca: Option<HashMap<String, String>>,
+}
+
+/// The registry options as the core's resolver (an error rejects the call with its code).
+fn resolver(
+    resolve: Option<bool>,
+    platform: Option<String>,
+    docker_config: Option<String>,
+    plain_http: Option<Vec<String>>,
+    registry_ca: Option<HashMap<String, String>>,
+) -> Result<Option<Resolver>, CoreError> {
+    let mut config = RegistryConfig {
+        docker_config: docker_config.map(PathBuf::from),
+        plain_http: plain_http.unwrap_or_default().into_iter().collect(),
+        ca: registry_ca
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, PathBuf::from(v)))
+            .collect(),
+        ..RegistryConfig::default()
+    };
+    if let Some(p) = platform {
+        config.platform = p.parse()?;
+    }
+    Resolver::optional(config, resolve)
 }
 
 /// The runtime the core's async Lacework client runs on, built on first use and shared by
@@ -115,18 +161,22 @@ fn lookup(
 /// What a [`LookupTask`] does.
 enum Job {
     /// `scan`: the Lacework report.
-    Scan {
-        // Boxed, as `Gate` is: the parsed reference grew past clippy's variant-size limit.
-        image: Box<Result<ImageRef, CoreError>>,
-        lookup: LaceworkLookup,
-    },
+    Scan(Box<ScanJob>),
     /// `gate`: the scan, then the policy.
     Gate(Box<GateJob>),
+}
+
+/// A checked `scan` call, ready to run.
+pub struct ScanJob {
+    image: Result<ImageRef, CoreError>,
+    resolver: Result<Option<Resolver>, CoreError>,
+    lookup: LaceworkLookup,
 }
 
 /// A checked `gate` call, ready to run.
 pub struct GateJob {
     image: Result<ImageRef, CoreError>,
+    resolver: Result<Option<Resolver>, CoreError>,
     policy: Result<EmbeddedBuilder, CoreError>,
     from: ScanFrom,
     ci: Option<Value>,
@@ -156,6 +206,13 @@ fn gate_job(image: String, options: Option<Unknown<'_>>) -> napi::Result<GateJob
     .map(|p| p.0);
     Ok(GateJob {
         image: ImageRef::parse(&image),
+        resolver: resolver(
+            options.resolve,
+            options.platform,
+            options.docker_config,
+            options.plain_http,
+            options.registry_ca,
+        ),
         policy,
         from: match options.scan_file {
             Some(path) => ScanFrom::File(PathBuf::from(path)),
@@ -169,8 +226,13 @@ impl GateJob {
     /// Builds the evaluator, gets the scan and decides; `{decision, input, exit_code}`.
     fn run(self) -> Result<Value, CoreError> {
         let image = self.image?;
+        let resolver = self.resolver?;
         let evaluator = self.policy?.build()?;
-        let outcome = block_on(Gate::new(evaluator).check_image(image, &self.from, self.ci))?;
+        let outcome = block_on(
+            Gate::new(evaluator)
+                .with_resolver(resolver)
+                .check_image(image, &self.from, self.ci),
+        )?;
         to_json(&outcome, "gate outcome")
     }
 }
@@ -209,14 +271,23 @@ pub fn scan(image: String, options: Option<Unknown<'_>>) -> napi::Result<AsyncTa
         ServiceFailure::Error,
     )?;
     Ok(AsyncTask::new(LookupTask {
-        job: Some(Job::Scan {
-            image: Box::new(ImageRef::parse(&image)),
+        job: Some(Job::Scan(Box::new(ScanJob {
+            image: ImageRef::parse(&image),
+            resolver: resolver(
+                options.resolve,
+                options.platform,
+                options.docker_config,
+                options.plain_http,
+                options.registry_ca,
+            ),
             lookup,
-        }),
+        }))),
     }))
 }
 
-/// Decides whether `image` may ship, as `helios gate` does, off the JS thread.
+/// Decides whether `image` may ship, as `helios gate` does, off the JS thread. A tag is first
+/// resolved at its registry (`resolve: false`, or `HELIOS_NO_RESOLVE=true`, skips it) and the
+/// digest recorded in `input.image`; a resolution failure rejects.
 #[napi(catch_unwind, ts_return_type = "Promise<GateResult>")]
 pub fn gate(image: String, options: Option<Unknown<'_>>) -> napi::Result<AsyncTask<LookupTask>> {
     Ok(AsyncTask::new(LookupTask {
@@ -246,9 +317,18 @@ impl<'task> ScopedTask<'task> for LookupTask {
         };
         // A libuv worker is outside napi-rs's `catch_unwind`: a panic becomes a rejection.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match job {
-            Job::Scan { image, lookup } => {
-                let image = (*image)?;
-                let report = block_on(scan_image(&image, &lookup))?;
+            Job::Scan(job) => {
+                let ScanJob {
+                    image,
+                    resolver,
+                    lookup,
+                } = *job;
+                let image = image?;
+                let resolver = resolver?;
+                let report = block_on(async {
+                    let image = resolve_with(resolver.as_ref(), image).await?;
+                    scan_image(&image, &lookup).await
+                })?;
                 to_json(&report, "scan report")
             }
             Job::Gate(job) => job.run(),

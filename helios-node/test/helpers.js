@@ -7,6 +7,10 @@ const fs = require('node:fs')
 const path = require('node:path')
 const readline = require('node:readline')
 
+// The suites' images live at made-up registries: look them up as written unless a test asks
+// for resolution itself (registry.test.js passes resolve: true against a real registry).
+process.env.HELIOS_NO_RESOLVE ??= 'true'
+
 const FIXTURES = path.resolve(__dirname, '..', '..', 'tests', 'fixtures')
 const CASES = path.join(FIXTURES, 'cases')
 

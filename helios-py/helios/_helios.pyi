@@ -4,7 +4,7 @@ Kept by hand; ``tests/test_stub.py`` checks it against the built module both way
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal
 
 from ._types import Decision, GateResult, ScanReport
@@ -41,6 +41,11 @@ def scan(
     wait: float = 600,
     no_scan: bool = False,
     profile: str | None = None,
+    resolve: bool | None = None,
+    platform: str | None = None,
+    docker_config: _Path | None = None,
+    plain_http: Sequence[str] | None = None,
+    registry_ca: Mapping[str, _Path] | None = None,
 ) -> ScanReport:
     """The Lacework scan of ``image`` (what ``helios scan`` prints). Lacework settings come from
     ``LW_ACCOUNT``, ``LW_API_KEY``, ``LW_API_SECRET`` (``LW_SUBACCOUNT``) or the ``profile`` of
@@ -49,14 +54,17 @@ def scan(
     request an on-demand scan and wait up to ``wait`` seconds (0: answer ``pending`` at once);
     ``no_scan`` answers ``not_found`` instead.
 
+    A tag is first resolved at its registry, as in :func:`gate`.
+
     Releases the GIL while it waits.
 
     Raises:
         TypeError: ``image`` not a str.
         ValueError: ``wait`` negative or not finite.
         InvalidImageError: ``image`` cannot be parsed.
-        AuthError, UnavailableError, RemoteError: Lacework rejected the credentials, could not
-            be reached, or answered with an error.
+        AuthError, UnavailableError, RemoteError: Lacework or the registry rejected the
+            credentials, could not be reached, or answered with an error (a deleted tag is a
+            ``RemoteError`` with ``MANIFEST_UNKNOWN``).
     """
 
 def gate(
@@ -70,11 +78,26 @@ def gate(
     wait: float = 600,
     no_scan: bool = False,
     profile: str | None = None,
+    resolve: bool | None = None,
+    platform: str | None = None,
+    docker_config: _Path | None = None,
+    plain_http: Sequence[str] | None = None,
+    registry_ca: Mapping[str, _Path] | None = None,
 ) -> GateResult:
     """Decides whether ``image`` may ship, as ``helios gate`` does: the scan from ``scan_file``
     (a Lacework v2 search response, its rows, or a Helios report), else from Lacework (as
     :func:`scan`, but a Lacework failure becomes an ``unavailable`` scan for the policy to judge);
     then the policy, with ``ci`` as ``input.ci``.
+
+    A tag-only ``image`` is first resolved at its registry to the digest it points to now (and,
+    for a multi-arch image, the ``platform`` manifest, default ``linux/amd64``), recorded in
+    ``input.image.resolved_digest`` / ``platform_digest``, and the scan of those digests decides.
+    ``resolve=False`` (or ``HELIOS_NO_RESOLVE=true`` when ``resolve`` is not given) looks the
+    image up as written. Credentials come from ``docker_config`` (a ``config.json``,
+    ``.dockerconfigjson`` or a directory), else ``$DOCKER_CONFIG`` / ``~/.docker``;
+    ``plain_http`` lists registries spoken to over HTTP; ``registry_ca`` maps a registry to a
+    PEM CA file. A resolution failure raises (``AuthError``, ``UnavailableError``,
+    ``RemoteError``, ``InvalidImageError`` for a missing platform): never a lookup by tag.
 
     Returns ``{"decision": …, "input": …, "exit_code": 0 | 1}``. Releases the GIL.
     """

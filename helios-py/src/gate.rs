@@ -1,12 +1,14 @@
 //! `helios_core::gate` and the Lacework lookup for Python: `scan` and `gate`, what `helios scan`
 //! and `helios gate` do, for CI scripts.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use helios_core::gate::{Gate, ScanFrom};
+use helios_core::gate::{Gate, ScanFrom, resolve_with};
 use helios_core::image::ImageRef;
+use helios_core::registry::{RegistryConfig, Resolver};
 use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -45,6 +47,27 @@ fn wait_of(seconds: f64) -> PyResult<Duration> {
     })
 }
 
+/// The registry keyword arguments of `scan` and `gate`, as the core's resolver.
+fn resolver(
+    py: Python<'_>,
+    resolve: Option<bool>,
+    platform: Option<&str>,
+    docker_config: Option<PathBuf>,
+    plain_http: Option<Vec<String>>,
+    registry_ca: Option<BTreeMap<String, PathBuf>>,
+) -> PyResult<Option<Resolver>> {
+    let mut config = RegistryConfig {
+        docker_config,
+        plain_http: plain_http.unwrap_or_default().into_iter().collect(),
+        ca: registry_ca.unwrap_or_default(),
+        ..RegistryConfig::default()
+    };
+    if let Some(p) = platform {
+        config.platform = p.parse().map_err(|e| to_py(py, &e))?;
+    }
+    Resolver::optional(config, resolve).map_err(|e| to_py(py, &e))
+}
+
 fn parse_image(py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<ImageRef> {
     let Ok(text) = image.extract::<&str>() else {
         return Err(PyTypeError::new_err(format!(
@@ -58,16 +81,31 @@ fn parse_image(py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<ImageRef> {
 /// The Lacework scan of `image` as a dict (the scan report), requesting an on-demand scan and
 /// waiting up to `wait` seconds when Lacework has none (0: answer `pending` at once), or never
 /// with `no_scan`. Service failures raise (`AuthError`, `UnavailableError`, `RemoteError`).
+/// A tag is first resolved at its registry (see `gate`).
 #[pyfunction]
-#[pyo3(signature = (image, *, wait=600.0, no_scan=false, profile=None))]
+#[pyo3(signature = (image, *, wait=600.0, no_scan=false, profile=None, resolve=None, platform=None, docker_config=None, plain_http=None, registry_ca=None))]
+#[allow(clippy::too_many_arguments)] // Python keyword arguments, one per CLI flag.
 pub fn scan<'py>(
     image: &Bound<'py, PyAny>,
     wait: f64,
     no_scan: bool,
     profile: Option<String>,
+    resolve: Option<bool>,
+    platform: Option<&str>,
+    docker_config: Option<PathBuf>,
+    plain_http: Option<Vec<String>>,
+    registry_ca: Option<BTreeMap<String, PathBuf>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = image.py();
     let image = parse_image(py, image)?;
+    let resolver = resolver(
+        py,
+        resolve,
+        platform,
+        docker_config,
+        plain_http,
+        registry_ca,
+    )?;
     let lookup = LaceworkLookup {
         profile,
         wait: wait_of(wait)?,
@@ -76,15 +114,22 @@ pub fn scan<'py>(
     };
     let rt = runtime()?;
     let report = py
-        .detach(|| rt.block_on(scan_image(&image, &lookup)))
+        .detach(|| {
+            rt.block_on(async {
+                let image = resolve_with(resolver.as_ref(), image).await?;
+                scan_image(&image, &lookup).await
+            })
+        })
         .map_err(|e| to_py(py, &e))?;
     Ok(pythonize::pythonize(py, &report)?)
 }
 
 /// Decides whether `image` may ship, as `helios gate` does: the scan from `scan_file`, else
-/// from Lacework; the policy; `{"decision", "input", "exit_code"}`.
+/// from Lacework; the policy; `{"decision", "input", "exit_code"}`. A tag is first resolved
+/// at its registry (`resolve=False`, or `HELIOS_NO_RESOLVE=true`, skips it), the digest and
+/// platform manifest recorded in `input.image`; a resolution failure raises.
 #[pyfunction]
-#[pyo3(signature = (image, *, scan_file=None, policy=None, data=None, package="helios", ci=None, wait=600.0, no_scan=false, profile=None))]
+#[pyo3(signature = (image, *, scan_file=None, policy=None, data=None, package="helios", ci=None, wait=600.0, no_scan=false, profile=None, resolve=None, platform=None, docker_config=None, plain_http=None, registry_ca=None))]
 #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per CLI flag.
 pub fn gate<'py>(
     image: &Bound<'py, PyAny>,
@@ -96,9 +141,22 @@ pub fn gate<'py>(
     wait: f64,
     no_scan: bool,
     profile: Option<String>,
+    resolve: Option<bool>,
+    platform: Option<&str>,
+    docker_config: Option<PathBuf>,
+    plain_http: Option<Vec<String>>,
+    registry_ca: Option<BTreeMap<String, PathBuf>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = image.py();
     let image = parse_image(py, image)?;
+    let resolver = resolver(
+        py,
+        resolve,
+        platform,
+        docker_config,
+        plain_http,
+        registry_ca,
+    )?;
     let scan_file = match scan_file {
         Some(f) if !f.is_none() => Some(f.extract::<PathBuf>().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -126,7 +184,13 @@ pub fn gate<'py>(
     let evaluator = Evaluator::new(py, policy, data, package, false, None)?.inner;
     let rt = runtime()?;
     let outcome = py
-        .detach(|| rt.block_on(Gate::new(evaluator).check_image(image, &from, ci)))
+        .detach(|| {
+            rt.block_on(
+                Gate::new(evaluator)
+                    .with_resolver(resolver)
+                    .check_image(image, &from, ci),
+            )
+        })
         .map_err(|e| to_py(py, &e))?;
     Ok(pythonize::pythonize(py, &outcome)?)
 }

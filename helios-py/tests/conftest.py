@@ -1,9 +1,14 @@
 """Shared helpers: the project's policy cases (tests/fixtures/cases, shared with Rust and Node)."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# The suites' images live at made-up registries: look them up as written unless a test asks
+# for resolution itself (test_registry.py passes resolve=True against a real registry).
+os.environ.setdefault("HELIOS_NO_RESOLVE", "true")
 
 #: tests/fixtures of the repository (helios-py/tests → ../../tests/fixtures).
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"

@@ -4,6 +4,11 @@
 // AdmissionReview, call the webhook over TLS, verify its response (uid, patch, version) and turn
 // it into an admission error, warnings and audit annotations.
 //
+// Given a MutatingWebhookConfiguration instead, it runs the mutating dispatcher
+// (k8s.io/apiserver/pkg/admission/plugin/webhook/mutating), which applies the webhook's
+// JSONPatch to the object, and prints the patched object as "object" (reinvoked as
+// kube-apiserver would when the configuration says reinvocationPolicy: IfNeeded).
+//
 // Usage:
 //
 //	k8s-webhook-harness -webhook-config deploy/validatingwebhookconfiguration.yaml \
@@ -35,11 +40,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/admission/plugin/webhook/mutating"
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/validating"
 	"k8s.io/apiserver/pkg/authentication/user"
 	webhookutil "k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/apiserver/pkg/warning"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -53,6 +60,18 @@ type result struct {
 	Message     string            `json:"message"`
 	Warnings    []string          `json:"warnings"`
 	Annotations map[string]string `json:"annotations"`
+	// The object after the mutating dispatcher applied the patches (mutating runs only).
+	Object json.RawMessage `json:"object,omitempty"`
+}
+
+// What both dispatchers need configured (both embed the generic webhook).
+type plugin interface {
+	admission.InitializationValidator
+	SetAuthenticationInfoResolverWrapper(webhookutil.AuthenticationInfoResolverWrapper)
+	SetServiceResolver(webhookutil.ServiceResolver)
+	SetExternalKubeClientSet(kubernetes.Interface)
+	SetExternalKubeInformerFactory(informers.SharedInformerFactory)
+	WaitForReady() bool
 }
 
 // Resolves every service to the test server's address; the TLS server name stays
@@ -140,18 +159,39 @@ func run() (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := yaml.UnmarshalStrict(raw, &vwc); err != nil {
-		return nil, fmt.Errorf("%s: %w", *configPath, err)
-	}
 	ca, err := os.ReadFile(*caPath)
 	if err != nil {
 		return nil, err
 	}
-	for i := range vwc.Webhooks {
-		setDefaults(&vwc.Webhooks[i])
-		// What cert-manager's CA injector does in a cluster.
-		vwc.Webhooks[i].ClientConfig.CABundle = ca
+	var kind struct {
+		Kind string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(raw, &kind); err != nil {
+		return nil, fmt.Errorf("%s: %w", *configPath, err)
+	}
+	mutatingConfig := kind.Kind == "MutatingWebhookConfiguration"
+	var configObject runtime.Object
+	if mutatingConfig {
+		var mwc admissionregistrationv1.MutatingWebhookConfiguration
+		if err := yaml.UnmarshalStrict(raw, &mwc); err != nil {
+			return nil, fmt.Errorf("%s: %w", *configPath, err)
+		}
+		for i := range mwc.Webhooks {
+			setMutatingDefaults(&mwc.Webhooks[i])
+			mwc.Webhooks[i].ClientConfig.CABundle = ca
+		}
+		configObject = &mwc
+	} else {
+		var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+		if err := yaml.UnmarshalStrict(raw, &vwc); err != nil {
+			return nil, fmt.Errorf("%s: %w", *configPath, err)
+		}
+		for i := range vwc.Webhooks {
+			setDefaults(&vwc.Webhooks[i])
+			// What cert-manager's CA injector does in a cluster.
+			vwc.Webhooks[i].ClientConfig.CABundle = ca
+		}
+		configObject = &vwc
 	}
 	base, err := url.Parse(*serverURL)
 	if err != nil {
@@ -166,13 +206,23 @@ func run() (*result, error) {
 	}
 	client := fake.NewSimpleClientset(
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: *namespace, Labels: labels}},
-		&vwc,
+		configObject,
 	)
 	factory := informers.NewSharedInformerFactory(client, 0)
 
-	wh, err := validating.NewValidatingAdmissionWebhook(nil)
-	if err != nil {
-		return nil, err
+	var wh plugin
+	var mutator *mutating.Plugin
+	var validator *validating.Plugin
+	if mutatingConfig {
+		if mutator, err = mutating.NewMutatingWebhook(nil); err != nil {
+			return nil, err
+		}
+		wh = mutator
+	} else {
+		if validator, err = validating.NewValidatingAdmissionWebhook(nil); err != nil {
+			return nil, err
+		}
+		wh = validator
 	}
 	wh.SetAuthenticationInfoResolverWrapper(func(webhookutil.AuthenticationInfoResolver) webhookutil.AuthenticationInfoResolver {
 		return authResolver{}
@@ -224,7 +274,12 @@ func run() (*result, error) {
 
 	recorder := &warnings{}
 	ctx := warning.WithWarningRecorder(context.Background(), recorder)
-	err = wh.Validate(ctx, attrs, admission.NewObjectInterfacesFromScheme(scheme.Scheme))
+	interfaces := admission.NewObjectInterfacesFromScheme(scheme.Scheme)
+	if mutator != nil {
+		err = mutator.Admit(ctx, attrs, interfaces)
+	} else {
+		err = validator.Validate(ctx, attrs, interfaces)
+	}
 
 	out := &result{Allowed: err == nil, Warnings: recorder.list, Annotations: attrs.annotations}
 	if out.Warnings == nil {
@@ -234,6 +289,13 @@ func run() (*result, error) {
 		out.Message = err.Error()
 		if status, ok := err.(apierrors.APIStatus); ok {
 			out.Code = status.Status().Code
+		}
+	}
+	if mutator != nil {
+		// Typed objects drop their apiVersion/kind on decode; print the object whole.
+		attrs.GetObject().GetObjectKind().SetGroupVersionKind(*gvk)
+		if out.Object, err = json.Marshal(attrs.GetObject()); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -270,6 +332,24 @@ func setDefaults(h *admissionregistrationv1.ValidatingWebhook) {
 	if h.ClientConfig.Service != nil && h.ClientConfig.Service.Port == nil {
 		port := int32(443)
 		h.ClientConfig.Service.Port = &port
+	}
+}
+
+// setMutatingDefaults is setDefaults for a mutating webhook, plus its reinvocationPolicy
+// default (Never).
+func setMutatingDefaults(h *admissionregistrationv1.MutatingWebhook) {
+	v := admissionregistrationv1.ValidatingWebhook{
+		NamespaceSelector: h.NamespaceSelector, ObjectSelector: h.ObjectSelector,
+		FailurePolicy: h.FailurePolicy, MatchPolicy: h.MatchPolicy,
+		TimeoutSeconds: h.TimeoutSeconds, Rules: h.Rules, ClientConfig: h.ClientConfig,
+	}
+	setDefaults(&v)
+	h.NamespaceSelector, h.ObjectSelector = v.NamespaceSelector, v.ObjectSelector
+	h.FailurePolicy, h.MatchPolicy, h.TimeoutSeconds = v.FailurePolicy, v.MatchPolicy, v.TimeoutSeconds
+	h.Rules, h.ClientConfig = v.Rules, v.ClientConfig
+	if h.ReinvocationPolicy == nil {
+		never := admissionregistrationv1.NeverReinvocationPolicy
+		h.ReinvocationPolicy = &never
 	}
 }
 

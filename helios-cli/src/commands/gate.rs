@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use helios_core::gate::{Gate, ReportFormat};
+use helios_core::gate::{Gate, ReportFormat, resolve_with};
 use helios_core::image::ImageRef;
 use helios_core::{Error, Result};
 use serde_json::{Map, Value};
@@ -11,11 +11,13 @@ use serde_json::{Map, Value};
 use super::scan::LaceworkArgs;
 use super::to_json;
 use crate::policy_args::PolicyArgs;
+use crate::registry_args::RegistryArgs;
 
 /// Arguments of `helios gate`.
 #[derive(Debug, Args)]
 pub struct GateArgs {
-    /// The image reference, e.g. `registry.example.com/team/app:1.4` (a digest pins the scan).
+    /// The image reference, e.g. `registry.example.com/team/app:1.4` (a digest pins the scan;
+    /// a tag is resolved at the registry to the digest it points to now, see `--no-resolve`).
     #[arg(value_name = "IMAGE")]
     image: String,
 
@@ -26,6 +28,9 @@ pub struct GateArgs {
 
     #[command(flatten)]
     lacework: LaceworkArgs,
+
+    #[command(flatten)]
+    registry: Box<RegistryArgs>,
 
     /// CI context passed to the policy as `input.ci` (repeatable), e.g. `--ci pipeline=build`.
     #[arg(long = "ci", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -69,6 +74,8 @@ fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
 /// Prints the decision; exit 0 when allowed, 1 when denied.
 pub async fn run(args: GateArgs) -> Result<u8> {
     let image = ImageRef::parse(&args.image)?;
+    let resolver = args.registry.resolver()?;
+    let image = resolve_with(resolver.as_ref(), image).await?;
     let scan = args
         .lacework
         .report(&image, args.scan_file.as_deref())

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use helios_core::Result;
-use helios_core::gate::ScanFrom;
+use helios_core::gate::{ScanFrom, resolve_with};
 use helios_core::image::ImageRef;
 use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure};
 use helios_core::scan::{ScanReport, ScanStatus};
 
 use super::to_json;
+use crate::registry_args::RegistryArgs;
 
 /// How to reach Lacework and what to do when it has no scan (shared by `scan` and `gate`).
 #[derive(Debug, Clone, Args)]
@@ -75,12 +76,16 @@ pub struct ScanArgs {
 
     #[command(flatten)]
     lacework: LaceworkArgs,
+
+    #[command(flatten)]
+    registry: Box<RegistryArgs>,
 }
 
 /// Prints the report; exit 0 when one was obtained (whatever its status), 2 when Lacework could
 /// not be asked (`unavailable`).
 pub async fn run(args: ScanArgs) -> Result<u8> {
     let image = ImageRef::parse(&args.image)?;
+    let image = resolve_with(args.registry.resolver()?.as_ref(), image).await?;
     let report = args.lacework.report(&image, None).await?;
     println!("{}", to_json(&report));
     Ok(if report.status == ScanStatus::Unavailable {

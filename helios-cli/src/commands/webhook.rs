@@ -41,6 +41,12 @@ pub struct AdmissionArgs {
     /// Time for one review, in milliseconds.
     #[arg(long, env = "HELIOS_DEADLINE_MS", value_name = "MS")]
     pub deadline_ms: Option<u64>,
+    /// Look tag-only images up as written instead of resolving them at their registry.
+    #[arg(long, env = "HELIOS_NO_RESOLVE")]
+    pub no_resolve: bool,
+    /// Answer `/mutate` with JSONPatches pinning each checked tag to its resolved digest.
+    #[arg(long, env = "HELIOS_PIN_DIGESTS")]
+    pub pin_digests: bool,
 }
 
 /// `helios webhook` flags.
@@ -85,6 +91,8 @@ impl AdmissionArgs {
             .map(str::parse::<FailurePolicy>)
             .transpose()?;
         overrides.deadline_ms = self.deadline_ms;
+        overrides.no_resolve = self.no_resolve;
+        overrides.pin_digests = self.pin_digests;
         base.with_overrides(overrides)
     }
 }

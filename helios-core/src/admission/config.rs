@@ -11,6 +11,12 @@
 //!   failure_policy: closed                       # closed | open
 //!   excluded_namespaces: [kube-system, helios-system]
 //!   deadline_ms: 2500
+//! registry:                                      # tag -> digest resolution (see registry docs)
+//!   resolve: true                                # resolve tag-only images before the lookup
+//!   pin_digests: false                           # /mutate pins tags to digests (opt-in)
+//!   docker_config: /etc/helios/registry          # mounted kubernetes.io/dockerconfigjson Secret
+//!   platform: linux/amd64
+//!   cache_ttl_secs: 30
 //! ```
 //!
 //! Every field has a default; unknown fields are errors, so a typo never silently changes
@@ -27,6 +33,7 @@ use crate::admission::server::ServerOptions;
 use crate::admission::{AdmissionController, ControllerConfig, FailurePolicy, Mode};
 use crate::error::{Error, Result};
 use crate::policy::{EmbeddedEvaluator, OpaEvaluator, Package, PolicyEvaluator};
+use crate::registry::{RegistryConfig, Resolver};
 use crate::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
 use crate::scan::{CachedSource, DirSource, ScanSource};
 
@@ -44,6 +51,8 @@ pub struct WebhookConfig {
     pub scans: ScanConfig,
     /// How reviews are decided.
     pub admission: ControllerConfig,
+    /// How tags are resolved to digests, and whether `/mutate` pins them.
+    pub registry: RegistryConfig,
 }
 
 impl Default for WebhookConfig {
@@ -54,6 +63,7 @@ impl Default for WebhookConfig {
             policy: PolicyConfig::default(),
             scans: ScanConfig::default(),
             admission: ControllerConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -117,6 +127,10 @@ pub struct Overrides {
     pub failure_policy: Option<FailurePolicy>,
     /// `--deadline-ms`.
     pub deadline_ms: Option<u64>,
+    /// `--no-resolve`: look tag-only images up as written.
+    pub no_resolve: bool,
+    /// `--pin-digests`: answer `/mutate` with pinning patches.
+    pub pin_digests: bool,
 }
 
 /// Where scans come from.
@@ -167,6 +181,12 @@ impl WebhookConfig {
                 "policy: give either paths (embedded) or opa_url, not both",
             ));
         }
+        if self.registry.pin_digests && !self.registry.resolve {
+            return Err(Error::invalid(
+                "webhook config",
+                "registry: pin_digests needs resolve (a pin is the resolved digest)",
+            ));
+        }
         if self.scans.dir.is_some() && self.scans.lacework {
             return Err(Error::invalid(
                 "webhook config",
@@ -212,6 +232,12 @@ impl WebhookConfig {
         if let Some(ms) = o.deadline_ms {
             self.admission.deadline_ms = ms;
         }
+        if o.no_resolve {
+            self.registry.resolve = false;
+        }
+        if o.pin_digests {
+            self.registry.pin_digests = true;
+        }
         self.validate()
     }
 
@@ -238,11 +264,18 @@ impl WebhookConfig {
 
     /// Builds the admission controller this configuration describes.
     pub fn controller(&self) -> Result<AdmissionController> {
+        let resolver = if self.registry.resolve {
+            Some(Resolver::new(self.registry.clone())?)
+        } else {
+            None
+        };
         Ok(AdmissionController::new(
             self.scan_source()?,
             self.evaluator()?,
             self.admission.clone(),
-        ))
+        )
+        .with_resolver(resolver)
+        .with_pinning(self.registry.pin_digests))
     }
 
     /// The server options of this configuration.

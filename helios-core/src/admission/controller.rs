@@ -19,6 +19,7 @@ use crate::image::ImageRef;
 use crate::policy::{
     ContainerType, Decision, INPUT_VERSION, PolicyEvaluator, PolicyInput, Stage, User, Workload,
 };
+use crate::registry::Resolver;
 use crate::scan::lacework::{BudgetShare, ShareLedger};
 use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
 
@@ -265,6 +266,8 @@ pub enum FailureKind {
     Deadline,
     /// A per-review limit ([`ReviewLimits`]) left the container unchecked.
     Limit,
+    /// A tag could not be resolved to its digest at the registry (401, 404, down, timeout).
+    Resolve,
 }
 
 impl FailureKind {
@@ -275,6 +278,7 @@ impl FailureKind {
             FailureKind::Policy => "policy",
             FailureKind::Deadline => "deadline",
             FailureKind::Limit => "limit",
+            FailureKind::Resolve => "resolve",
         }
     }
 }
@@ -307,6 +311,8 @@ pub struct AdmissionController {
     config: Arc<ControllerConfig>,
     /// Lacework requests spent per namespace and user, across reviews.
     ledger: Arc<ShareLedger>,
+    resolver: Option<Resolver>,
+    pin_digests: bool,
 }
 
 impl fmt::Debug for AdmissionController {
@@ -360,7 +366,34 @@ impl AdmissionController {
             policy,
             config: Arc::new(config),
             ledger: Arc::new(ShareLedger::new()),
+            resolver: None,
+            pin_digests: false,
         }
+    }
+
+    /// Whether the `/mutate` endpoint pins tags to digests (it needs a resolver too).
+    pub fn with_pinning(mut self, pin_digests: bool) -> Self {
+        self.pin_digests = pin_digests;
+        self
+    }
+
+    /// Whether `/mutate` pins: pinning was turned on and tags are resolved.
+    pub fn pins_digests(&self) -> bool {
+        self.pin_digests && self.resolver.is_some()
+    }
+
+    /// Resolves tag-only images at their registry before the scan lookup, so the scan and the
+    /// decision are about the digest the tag points to now (see [`Resolver`]). A resolution
+    /// failure is a failure of the check: the failure policy applies, never a lookup by tag.
+    pub fn with_resolver(mut self, resolver: Option<Resolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// The resolver, when tags are resolved (shared with the `/mutate` endpoint, so a pin and
+    /// a check agree through its cache).
+    pub fn resolver(&self) -> Option<&Resolver> {
+        self.resolver.as_ref()
     }
 
     /// The configuration.
@@ -549,7 +582,7 @@ impl AdmissionController {
         let share = limits.share(&self.ledger, req);
         let scans = join_all(
             distinct
-                .iter()
+                .into_iter()
                 .map(|image| self.lookup(image, lookup, until, share.clone())),
         )
         .await;
@@ -560,10 +593,10 @@ impl AdmissionController {
             let (digest, result) = match slot {
                 Slot::Done(result) => (None, result),
                 Slot::Image(j) => {
-                    let image = &distinct[j];
-                    match &scans[j] {
+                    let (image, scan) = &scans[j];
+                    match scan {
                         Err((kind, reason)) => (
-                            image.digest.clone(),
+                            checked_digest(image),
                             CheckResult::Failed(*kind, reason.clone()),
                         ),
                         Ok(scan) => {
@@ -607,8 +640,41 @@ impl AdmissionController {
             .collect()
     }
 
-    /// Looks up one distinct image, charged to the review's share of the Lacework budget.
+    /// Looks up one distinct image — its tag resolved at the registry first, when a resolver
+    /// is set — charged to the review's share of the Lacework budget. Returns the image as
+    /// resolved (its digests fill the policy input) with the scan or what stopped the lookup.
     async fn lookup(
+        &self,
+        image: ImageRef,
+        lookup: Lookup,
+        until: tokio::time::Instant,
+        share: BudgetShare,
+    ) -> (
+        ImageRef,
+        std::result::Result<ScanReport, (FailureKind, String)>,
+    ) {
+        let image = match (&self.resolver, image.digest.is_none()) {
+            (Some(resolver), true) => {
+                match tokio::time::timeout_at(until, resolver.resolve(image.clone())).await {
+                    Err(_) => {
+                        let reason = deadline_reason("tag resolution", &self.config);
+                        return (image, Err((FailureKind::Deadline, reason)));
+                    }
+                    Ok(Err(e)) => {
+                        let reason = format!("cannot resolve the tag to a digest: {e}");
+                        return (image, Err((FailureKind::Resolve, reason)));
+                    }
+                    Ok(Ok(resolved)) => resolved,
+                }
+            }
+            _ => image,
+        };
+        let scan = self.scan(&image, lookup, until, share).await;
+        (image, scan)
+    }
+
+    /// The scan of one (resolved) image, until the deadline.
+    async fn scan(
         &self,
         image: &ImageRef,
         lookup: Lookup,
@@ -648,7 +714,7 @@ impl AdmissionController {
         scan: ScanReport,
         until: tokio::time::Instant,
     ) -> Checked {
-        let digest = image.digest.clone();
+        let digest = checked_digest(&image);
         if tokio::time::Instant::now() >= until {
             // Not even started: an evaluation begun now would only hold a pool thread for an
             // answer nobody waits for.
@@ -711,6 +777,15 @@ fn container_key(t: &ContainerImage) -> (&str, &'static str, &str) {
         ContainerType::Ephemeral => "ephemeral",
     };
     (t.container.name.as_str(), kind, t.image.as_str())
+}
+
+/// What the audit annotation names for a checked image: the pinned digest, else the one its
+/// tag resolved to.
+fn checked_digest(image: &ImageRef) -> Option<String> {
+    image
+        .digest
+        .clone()
+        .or_else(|| image.resolved_digest.clone())
 }
 
 fn deadline_reason(what: &str, cfg: &ControllerConfig) -> String {

@@ -44,12 +44,23 @@ fn pod_spec_path(group: &str, kind: &str) -> Option<&'static [&'static str]> {
 /// where that kind keeps its pods. A missing or malformed spec yields no images: the API
 /// server validates the object itself.
 pub fn extract(gvk: &GroupVersionKind, object: &Value) -> Option<Vec<ContainerImage>> {
+    extract_with_paths(gvk, object).map(|v| v.into_iter().map(|(_, c)| c).collect())
+}
+
+/// As [`extract`], each image with the JSON Pointer (RFC 6901) of its `image` field in
+/// `object`, e.g. `/spec/template/spec/containers/0/image`: where a pinning patch writes.
+pub fn extract_with_paths(
+    gvk: &GroupVersionKind,
+    object: &Value,
+) -> Option<Vec<(String, ContainerImage)>> {
     let path = pod_spec_path(&gvk.group, &gvk.kind)?;
     let spec = path.iter().try_fold(object, |v, key| v.get(key));
     let mut images = Vec::new();
     let Some(spec) = spec else {
         return Some(images);
     };
+    // The keys of pod spec paths are plain words: no `~` or `/` to escape.
+    let prefix: String = path.iter().map(|k| format!("/{k}")).collect();
     for (list, kind) in [
         ("initContainers", ContainerType::Init),
         ("containers", ContainerType::Container),
@@ -66,10 +77,13 @@ pub fn extract(gvk: &GroupVersionKind, object: &Value) -> Option<Vec<ContainerIm
                 .get("name")
                 .and_then(Value::as_str)
                 .map_or_else(|| format!("{list}[{i}]"), str::to_string);
-            images.push(ContainerImage {
-                container: Container { name, kind },
-                image: image.to_string(),
-            });
+            images.push((
+                format!("{prefix}/{list}/{i}/image"),
+                ContainerImage {
+                    container: Container { name, kind },
+                    image: image.to_string(),
+                },
+            ));
         }
     }
     Some(images)

@@ -13,6 +13,7 @@
 mod controller;
 pub mod images;
 mod limits;
+pub mod mutate;
 mod review;
 
 pub use controller::{

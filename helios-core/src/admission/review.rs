@@ -197,7 +197,8 @@ pub struct Status {
     pub code: Option<u16>,
 }
 
-/// The response of a validating webhook. It never carries a patch.
+/// The response of a webhook: a validating one never carries a patch; the `/mutate` endpoint's
+/// may (see [`AdmissionResponse::with_patch`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -219,6 +220,12 @@ pub struct AdmissionResponse {
     /// Shown to the client (kubectl prints them as `Warning: …`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
+    /// A base64 JSONPatch (RFC 6902) to apply to the object (mutating webhooks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    /// `JSONPatch` whenever [`Self::patch`] is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<String>,
 }
 
 impl From<&AdmissionRequest> for AdmissionResponse {
@@ -231,6 +238,8 @@ impl From<&AdmissionRequest> for AdmissionResponse {
             result: None,
             audit_annotations: BTreeMap::new(),
             warnings: None,
+            patch: None,
+            patch_type: None,
         }
     }
 }
@@ -255,7 +264,23 @@ impl AdmissionResponse {
             }),
             audit_annotations: BTreeMap::new(),
             warnings: None,
+            patch: None,
+            patch_type: None,
         }
+    }
+
+    /// Attaches a JSONPatch (the list of RFC 6902 operations); an empty list attaches nothing,
+    /// so an object with nothing to change gets no patch at all.
+    #[must_use]
+    pub fn with_patch(mut self, operations: &[serde_json::Value]) -> Self {
+        use base64::Engine as _;
+        if operations.is_empty() {
+            return self;
+        }
+        let json = serde_json::Value::Array(operations.to_vec()).to_string();
+        self.patch = Some(base64::engine::general_purpose::STANDARD.encode(json));
+        self.patch_type = Some("JSONPatch".into());
+        self
     }
 
     /// Denies with `message`, answered to the user as HTTP 403 Forbidden.

@@ -1,7 +1,8 @@
 //! The HTTPS admission webhook: axum on hyper, TLS by rustls on ring, the certificate reloaded
 //! when its files change.
 //!
-//! Routes: `POST /validate` (the AdmissionReview endpoint), `GET /healthz`, `GET /readyz`,
+//! Routes: `POST /validate` (the AdmissionReview endpoint), `POST /mutate` (opt-in digest
+//! pinning), `GET /healthz`, `GET /readyz`,
 //! `GET /metrics` (Prometheus text format).
 
 use std::net::SocketAddr;
@@ -119,7 +120,14 @@ impl Metrics {
                 });
             }
         }
-        for k in ["scan", "policy", "deadline", "limit", "invalid_review"] {
+        for k in [
+            "scan",
+            "policy",
+            "deadline",
+            "limit",
+            "resolve",
+            "invalid_review",
+        ] {
             let _ = errors.get_or_create(&ErrorLabels { kind: k.into() });
         }
         Metrics {
@@ -188,6 +196,7 @@ pub fn router(
     };
     Router::new()
         .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -240,6 +249,18 @@ async fn validate(State(state): State<AppState>, body: Body) -> Response {
             state.metrics.record(&outcome);
             ([(header::CONTENT_TYPE, "application/json")], json).into_response()
         }
+        Err(e) => {
+            state.metrics.record_invalid();
+            tracing::warn!(target: "helios::admission", error = %e, bytes = body.len(), "invalid admission review");
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+/// The opt-in digest-pinning endpoint (see [`crate::admission::mutate`]).
+async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
+    match crate::admission::mutate::review_json(&state.controller, &body).await {
+        Ok((json, _)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => {
             state.metrics.record_invalid();
             tracing::warn!(target: "helios::admission", error = %e, bytes = body.len(), "invalid admission review");

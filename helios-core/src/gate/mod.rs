@@ -12,14 +12,15 @@ use serde::ser::SerializeStruct;
 use crate::error::Result;
 use crate::image::ImageRef;
 use crate::policy::{Decision, EmbeddedEvaluator, PolicyEvaluator, PolicyInput};
+use crate::registry::Resolver;
 use crate::scan::ScanReport;
 use crate::scan::lacework::{LaceworkLookup, scan_image};
 
 /// Where a gate takes an image's scan from.
 #[derive(Debug, Clone)]
 pub enum ScanFrom {
-    /// A scan file ([`ScanReport::from_scan_file`]), narrowed to the image's digest when the
-    /// reference pins one.
+    /// A scan file ([`ScanReport::from_scan_file_for`]), narrowed to the image's candidate
+    /// digests (pinned, resolved, platform) when it has any.
     File(PathBuf),
     /// Lacework, looked up as [`scan_image`] does.
     Lacework(LaceworkLookup),
@@ -29,7 +30,9 @@ impl ScanFrom {
     /// The scan of `image`.
     pub async fn report(&self, image: &ImageRef) -> Result<ScanReport> {
         match self {
-            ScanFrom::File(path) => ScanReport::from_scan_file(path, image.digest.as_deref()),
+            ScanFrom::File(path) => {
+                ScanReport::from_scan_file_for(path, &image.candidate_digests())
+            }
             ScanFrom::Lacework(lookup) => scan_image(image, lookup).await,
         }
     }
@@ -39,6 +42,7 @@ impl ScanFrom {
 #[derive(Debug, Clone)]
 pub struct Gate<E> {
     evaluator: E,
+    resolver: Option<Resolver>,
 }
 
 /// What a gate decided about one image, with the input it decided on (the build artifact).
@@ -55,16 +59,29 @@ pub struct GateOutcome {
 impl<E: PolicyEvaluator> Gate<E> {
     /// A gate deciding with `evaluator`.
     pub fn new(evaluator: E) -> Self {
-        Gate { evaluator }
+        Gate {
+            evaluator,
+            resolver: None,
+        }
     }
 
-    /// Decides on `image`, taking its scan from `from`.
+    /// Resolves tag-only images at their registry before the scan lookup (see
+    /// [`Resolver::resolve`]); `None` looks them up as written (`--no-resolve`).
+    pub fn with_resolver(mut self, resolver: Option<Resolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Decides on `image`, taking its scan from `from`. With a resolver, a tag is first
+    /// resolved to its digest (and platform manifest), and a resolution failure is an error:
+    /// never a silent fallback to a lookup by tag.
     pub async fn check_image(
         &self,
         image: ImageRef,
         from: &ScanFrom,
         ci: Option<serde_json::Value>,
     ) -> Result<GateOutcome> {
+        let image = resolve_with(self.resolver.as_ref(), image).await?;
         let scan = from.report(&image).await?;
         self.check(image, scan, ci).await
     }
@@ -79,6 +96,14 @@ impl<E: PolicyEvaluator> Gate<E> {
         let input = PolicyInput::for_ci(image, scan, ci);
         let decision = self.evaluator.evaluate(&input).await?;
         Ok(GateOutcome { decision, input })
+    }
+}
+
+/// `image` resolved by `resolver` when there is one, else unchanged.
+pub async fn resolve_with(resolver: Option<&Resolver>, image: ImageRef) -> Result<ImageRef> {
+    match resolver {
+        Some(r) => r.resolve(image).await,
+        None => Ok(image),
     }
 }
 

@@ -102,6 +102,19 @@ impl GateOutcome {
         let s = &scan.summary;
         let mut out = String::new();
         let _ = writeln!(out, "{}  {}", self.verdict(), self.input.image.reference);
+        let image = &self.input.image;
+        if let Some(resolved) = &image.resolved_digest {
+            let _ = write!(
+                out,
+                "  resolved {}:{} -> {resolved}",
+                image.repository,
+                image.tag.as_deref().unwrap_or("latest")
+            );
+            if let Some(platform) = &image.platform_digest {
+                let _ = write!(out, ", platform manifest {platform}");
+            }
+            let _ = writeln!(out);
+        }
         let _ = writeln!(
             out,
             "  policy   {} ({}), {} backend",

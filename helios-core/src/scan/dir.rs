@@ -182,34 +182,38 @@ fn digests_of(path: &Path) -> Result<Vec<String>> {
 
 #[async_trait]
 impl ScanSource for DirSource {
-    /// The scan of the image's digest; `not_found` when no file covers it or the image has no
-    /// digest.
+    /// The scan of the image's first candidate digest (platform manifest, pinned digest,
+    /// resolved digest) that a file covers; `not_found` when none does or the image has no
+    /// digest at all.
     async fn scan(&self, image: &ImageRef, _lookup: Lookup) -> Result<ScanReport> {
-        let Some(digest) = &image.digest else {
+        let candidates = image.candidate_digests();
+        if candidates.is_empty() {
             return Ok(ScanReport::without_findings(
                 ScanStatus::NotFound,
                 SOURCE,
                 Some("the image has no digest; scan files are looked up by digest".into()),
             ));
-        };
-        match self.file_of(digest)? {
-            // The reason goes to the log only: the user who sees the denial did not write the
-            // file, and parse errors can quote what it holds.
-            Some(path) => ScanReport::from_scan_file(&path, Some(digest)).map_err(|e| {
-                tracing::warn!(file = %path.display(), error = %e, "unreadable scan file");
-                let name = path
-                    .file_name()
-                    .map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
-                Error::invalid(
-                    format!("scan file {name}"),
-                    "unreadable or malformed; the webhook's log has the details",
-                )
-            }),
-            None => Ok(ScanReport::without_findings(
-                ScanStatus::NotFound,
-                SOURCE,
-                None,
-            )),
         }
+        for digest in candidates {
+            if let Some(path) = self.file_of(digest)? {
+                // The reason goes to the log only: the user who sees the denial did not write
+                // the file, and parse errors can quote what it holds.
+                return ScanReport::from_scan_file(&path, Some(digest)).map_err(|e| {
+                    tracing::warn!(file = %path.display(), error = %e, "unreadable scan file");
+                    let name = path
+                        .file_name()
+                        .map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
+                    Error::invalid(
+                        format!("scan file {name}"),
+                        "unreadable or malformed; the webhook's log has the details",
+                    )
+                });
+            }
+        }
+        Ok(ScanReport::without_findings(
+            ScanStatus::NotFound,
+            SOURCE,
+            None,
+        ))
     }
 }

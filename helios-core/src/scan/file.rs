@@ -20,6 +20,29 @@ impl ScanReport {
             .map_err(|e| with_what(e, &format!("scan file {}", path.display())))
     }
 
+    /// Reads a scan file for an image known by several digests (see
+    /// [`ImageRef::candidate_digests`](crate::image::ImageRef::candidate_digests)): Lacework
+    /// rows are narrowed to the first candidate they cover, most specific first, so the scan of
+    /// a multi-arch image's platform manifest is found when only that one was scanned. No
+    /// candidates: no narrowing.
+    pub fn from_scan_file_for(path: &Path, candidates: &[&str]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let what = format!("scan file {}", path.display());
+        let mut last = None;
+        for digest in candidates {
+            let report =
+                Self::from_scan_json(&text, Some(digest)).map_err(|e| with_what(e, &what))?;
+            if report.status != crate::scan::ScanStatus::NotFound {
+                return Ok(report);
+            }
+            last = Some(report);
+        }
+        match last {
+            Some(report) => Ok(report),
+            None => Self::from_scan_json(&text, None).map_err(|e| with_what(e, &what)),
+        }
+    }
+
     /// Parses scan JSON in any of the accepted shapes.
     pub fn from_scan_json(text: &str, digest: Option<&str>) -> Result<Self> {
         let value: Value = serde_json::from_str(text)
