@@ -381,3 +381,51 @@ async fn bearer_challenges_anonymous_and_with_credentials() -> TestResult {
     assert!(!format!("{err} {err:?}").contains(password), "{err:?}");
     Ok(())
 }
+
+/// The Lacework variant of the multi-arch case: Lacework knows only the amd64 platform manifest
+/// of a multi-arch tag; resolved at the real registry, the lookup finds that scan with one image
+/// summary search, and `scan.digest` names the platform manifest.
+#[tokio::test]
+async fn multi_arch_tag_finds_the_lacework_scan_of_its_platform_manifest() -> TestResult {
+    use helios_core::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
+    use helios_lacework_emulator::{Emulator, Endpoint};
+
+    let registry = Registry::anonymous()?;
+    let amd64 = registry.push_image("multi/lw:amd64", "amd-lw", Some("linux/amd64"))?;
+    registry.push_image("multi/lw:arm64", "arm-lw", Some("linux/arm64"))?;
+    let index = registry.push_index("multi/lw:2.0", &["multi/lw:amd64", "multi/lw:arm64"])?;
+    let reference = format!("{}/multi/lw:2.0", registry.host());
+    let image = Resolver::new(plain(&registry))?
+        .resolve(ImageRef::parse(&reference)?)
+        .await?;
+    assert_eq!(image.resolved_digest.as_deref(), Some(index.as_str()));
+
+    let emu = Emulator::builder().start().await?;
+    emu.add_rows(vec![serde_json::json!({
+        "evalGuid": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+        "evalCtx": {"image_info": {"digest": amd64, "registry": registry.host(),
+            "repo": "multi/lw", "tags": ["amd64"]}},
+        "featureKey": {"name": "openssl", "version": "3.0.1", "namespace": "debian:12"},
+        "fixInfo": {"fix_available": 1, "fixed_version": "3.0.13"},
+        "severity": "Critical", "status": "VULNERABLE", "vulnId": "CVE-2024-7777"
+    })]);
+    let client = LaceworkClient::builder()
+        .account(emu.url())
+        .api_key(emu.key_id())
+        .api_secret(emu.secret())
+        .build()?;
+    let source = LaceworkSource::new(client, NoScan::None);
+
+    let scan = source.scan(&image, Lookup::default()).await?;
+    assert_eq!(scan.status, ScanStatus::Completed, "{scan:?}");
+    assert_eq!(scan.digest.as_deref(), Some(amd64.as_str()));
+    assert!(scan.vulnerabilities.iter().any(|v| v.id == "CVE-2024-7777"));
+    assert_eq!(emu.count(Endpoint::ImageSummary), 1, "{:?}", emu.counters());
+
+    // Unresolved, Lacework has no record of the tag: not_found, never a scan of another image.
+    let unresolved = source
+        .scan(&ImageRef::parse(&reference)?, Lookup::default())
+        .await?;
+    assert_eq!(unresolved.status, ScanStatus::NotFound, "{unresolved:?}");
+    Ok(())
+}

@@ -15,9 +15,7 @@ use crate::scan::{ScanReport, Summary, lacework};
 impl ScanReport {
     /// Reads a scan file. With `digest`, Lacework rows are narrowed to that image.
     pub fn from_scan_file(path: &Path, digest: Option<&str>) -> Result<Self> {
-        let text = crate::bounded::read_file(path, crate::bounded::MAX_SCAN_FILE, "scan file")?;
-        Self::from_scan_json(&text, digest)
-            .map_err(|e| with_what(e, &format!("scan file {}", path.display())))
+        Self::from_scan_file_for(path, digest.as_slice())
     }
 
     /// Reads a scan file for an image known by several digests (see
@@ -26,7 +24,7 @@ impl ScanReport {
     /// a multi-arch image's platform manifest is found when only that one was scanned. No
     /// candidates: no narrowing.
     pub fn from_scan_file_for(path: &Path, candidates: &[&str]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::bounded::read_file(path, crate::bounded::MAX_SCAN_FILE, "scan file")?;
         let what = format!("scan file {}", path.display());
         let mut last = None;
         for digest in candidates {
