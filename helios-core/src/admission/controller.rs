@@ -577,7 +577,7 @@ fn deadline_reason(what: &str, cfg: &ControllerConfig) -> String {
 
 /// Kinds whose children (Pods, ReplicaSets, Jobs) are made from a template Helios already
 /// checked.
-fn is_workload_kind(kind: &str) -> bool {
+pub(crate) fn is_workload_kind(kind: &str) -> bool {
     matches!(
         kind,
         "Deployment"
