@@ -84,7 +84,15 @@ pub async fn run(args: AuditArgs) -> Result<u8> {
 
     let write_reports = match args.policy_reports {
         PolicyReports::Never => false,
-        PolicyReports::Always => true,
+        PolicyReports::Always => {
+            if !policy_report::is_installed(lister.client()).await? {
+                return Err(Error::InvalidInput {
+                    what: "--policy-reports always".into(),
+                    reason: "the PolicyReport CRD (policyreports.wgpolicyk8s.io, v1alpha2) is not installed in the cluster".into(),
+                });
+            }
+            true
+        }
         PolicyReports::Auto => policy_report::is_installed(lister.client()).await?,
     };
     if write_reports {
