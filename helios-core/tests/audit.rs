@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use helios_core::admission::{ControllerConfig, GroupVersionKind};
-use helios_core::audit::{Auditor, Lister, WorkloadObject, policy_report};
+use helios_core::audit::{Auditor, Lister, WorkloadObject, background, policy_report};
 use helios_core::policy::EmbeddedEvaluator;
 use helios_core::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
 use helios_core::scan::{CachedSource, ScanSource};
@@ -380,6 +380,30 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     assert_eq!(failed[0]["resources"][0]["name"], "api");
     assert_eq!(failed[0]["severity"], "critical");
     assert_eq!(failed[0]["policy"], "helios.default");
+
+    // The same audit as the webhook's loop: its gauges on the webhook's /metrics exposition.
+    let metrics = helios_core::admission::server::Metrics::new();
+    let task = background::spawn(
+        auditor(lacework(&emu)?)?,
+        lister.clone(),
+        background::MIN_INTERVAL,
+        background::PolicyReports::Auto,
+        Arc::clone(metrics.audit()),
+    );
+    let started = Instant::now();
+    let deny = r#"helios_audit_workloads{namespace="shop",verdict="deny"} 1"#;
+    while !metrics.encode().contains(deny) {
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!("the audit loop never reported:\n{}", metrics.encode()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    task.abort();
+    let text = metrics.encode();
+    assert!(text.contains("helios_admission_reviews_total"), "{text}");
+    assert!(text.contains(r#"helios_audit_workloads{namespace="shop",verdict="allow"} 31"#), "{text}");
+    assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+    assert!(text.ends_with("# EOF\n"));
 
     // The audit's ServiceAccount can read workloads but not change them.
     let sa = Lister::from_kubeconfig(&kubeconfig, None).await?;

@@ -44,6 +44,9 @@ pub struct WebhookConfig {
     pub scans: ScanConfig,
     /// How reviews are decided.
     pub admission: ControllerConfig,
+    /// The background audit loop (off unless `interval` is set); see docs/admission.md.
+    #[cfg(feature = "audit")]
+    pub audit: crate::audit::background::AuditConfig,
 }
 
 impl Default for WebhookConfig {
@@ -54,6 +57,8 @@ impl Default for WebhookConfig {
             policy: PolicyConfig::default(),
             scans: ScanConfig::default(),
             admission: ControllerConfig::default(),
+            #[cfg(feature = "audit")]
+            audit: Default::default(),
         }
     }
 }
@@ -152,6 +157,8 @@ impl WebhookConfig {
 
     /// Checks what the types alone do not.
     pub fn validate(self) -> Result<Self> {
+        #[cfg(feature = "audit")]
+        self.audit.interval()?;
         if self.admission.deadline_ms == 0 {
             return Err(Error::invalid(
                 "webhook config",

@@ -350,6 +350,16 @@ impl AdmissionController {
         &self.config
     }
 
+    /// The scan source (shared with the background audit, so both use one cache).
+    pub fn scan_source(&self) -> Arc<dyn ScanSource> {
+        Arc::clone(&self.scans)
+    }
+
+    /// The policy evaluator.
+    pub fn evaluator(&self) -> Arc<dyn PolicyEvaluator> {
+        Arc::clone(&self.policy)
+    }
+
     /// Reviews a JSON request body and returns the JSON response review.
     ///
     /// Fails only when the body is not an `AdmissionReview` request ([`Error::InvalidInput`]);

@@ -20,6 +20,7 @@
 //! namespace's mode turns a denial into the verdict `deny`, `warn` or `audit`, the failure policy
 //! decides between `fail_closed` and `fail_open`, and controller-made children are skipped.
 
+pub mod background;
 pub mod lister;
 pub mod policy_report;
 pub mod report;
@@ -256,28 +257,31 @@ impl Auditor {
         }
         summary.images = distinct.len();
         summary.lookups = distinct.len();
-        let scans: HashMap<String, ScanOutcome> = stream::iter(distinct)
+        // The futures are built eagerly (not in a `Stream::map` closure) so the loop's future
+        // stays `Send` for `tokio::spawn` (rust-lang/rust#102211).
+        let lookups: Vec<_> = distinct
+            .into_iter()
             .map(|(reference, image)| async move {
                 let outcome = self.lookup(&image).await;
                 (reference, outcome)
             })
+            .collect();
+        let scans: HashMap<String, ScanOutcome> = stream::iter(lookups)
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
 
-        let results: Vec<(usize, (ContainerResult, Option<PolicyRef>))> = stream::iter(
-            targets
-                .iter()
-                .enumerate()
-                .flat_map(|(i, (o, ns, meta, cs))| cs.iter().map(move |c| (i, *o, ns, meta, c))),
-        )
-        .map(|(i, o, ns, meta, c)| {
-            let scans = &scans;
-            async move { (i, self.check(o, ns, meta, c, scans).await) }
-        })
-        .buffered(self.concurrency)
-        .collect()
-        .await;
+        let scans = &scans;
+        let checks: Vec<_> = targets
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (o, ns, meta, cs))| cs.iter().map(move |c| (i, *o, ns, meta, c)))
+            .map(|(i, o, ns, meta, c)| async move { (i, self.check(o, ns, meta, c, scans).await) })
+            .collect();
+        let results: Vec<(usize, (ContainerResult, Option<PolicyRef>))> = stream::iter(checks)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
 
         let mut per_workload: Vec<Vec<ContainerResult>> = vec![Vec::new(); targets.len()];
         let mut policy: Option<PolicyRef> = None;
