@@ -25,7 +25,12 @@ fn deployment(name: &str, image: &str) -> Value {
     })
 }
 
-async fn post(http: &reqwest::Client, plane: &ControlPlane, path: &str, body: &Value) -> TestResult {
+async fn post(
+    http: &reqwest::Client,
+    plane: &ControlPlane,
+    path: &str,
+    body: &Value,
+) -> TestResult {
     let response = http
         .post(format!("{}{path}", plane.url()))
         .bearer_auth(ADMIN_TOKEN)
@@ -107,7 +112,10 @@ async fn helios_audit_lists_through_a_kubeconfig_and_writes_its_reports() -> Tes
     // No PolicyReport CRD here: `auto` writes none and says nothing about it.
     assert!(!stderr.contains("policyreports"), "{stderr}");
     let markdown = std::fs::read_to_string(&md)?;
-    assert!(markdown.contains("### Deployment shop/bad — deny"), "{markdown}");
+    assert!(
+        markdown.contains("### Deployment shop/bad — deny"),
+        "{markdown}"
+    );
     let metrics = std::fs::read_to_string(&prom)?;
     assert!(
         metrics.contains(r#"helios_audit_workloads{namespace="shop",verdict="deny"} 1"#),

@@ -127,7 +127,12 @@ impl Rest {
         })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> TestResult<(u16, Value)> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> TestResult<(u16, Value)> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -210,7 +215,9 @@ async fn apply_deploy_audit(rest: &Rest) -> TestResult {
     for document in yaml_serde::Deserializer::from_str(&text) {
         let object = Value::deserialize(document)?;
         let path = match object["kind"].as_str() {
-            Some("ServiceAccount") => "/api/v1/namespaces/helios-system/serviceaccounts".to_string(),
+            Some("ServiceAccount") => {
+                "/api/v1/namespaces/helios-system/serviceaccounts".to_string()
+            }
             Some("ClusterRole") => "/apis/rbac.authorization.k8s.io/v1/clusterroles".into(),
             Some("ClusterRoleBinding") => {
                 "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings".into()
@@ -250,7 +257,8 @@ async fn audit_kubeconfig(rest: &Rest, plane: &ControlPlane, dir: &Path) -> Test
 
 const SHOP_DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/shop/deployments";
 const OTHER_REPORT: &str = "/apis/wgpolicyk8s.io/v1alpha2/namespaces/shop/policyreports/other-tool";
-const SHOP_REPORT: &str = "/apis/wgpolicyk8s.io/v1alpha2/namespaces/shop/policyreports/helios-audit";
+const SHOP_REPORT: &str =
+    "/apis/wgpolicyk8s.io/v1alpha2/namespaces/shop/policyreports/helios-audit";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestResult {
@@ -264,8 +272,11 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     let crd: Value = yaml_serde::from_str(&std::fs::read_to_string(
         root().join("tests/fixtures/policyreport/policyreports.wgpolicyk8s.io.yaml"),
     )?)?;
-    rest.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &crd)
-        .await?;
+    rest.create(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &crd,
+    )
+    .await?;
     rest.wait_served("/apis/wgpolicyk8s.io/v1alpha2/policyreports")
         .await?;
 
@@ -280,15 +291,24 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     emu.add_rows(rows);
 
     let web = rest
-        .create(SHOP_DEPLOYMENTS, &deployment("web", &image("audit/web", "e1")))
+        .create(
+            SHOP_DEPLOYMENTS,
+            &deployment("web", &image("audit/web", "e1")),
+        )
         .await?;
-    rest.create(SHOP_DEPLOYMENTS, &deployment("api", &image("audit/api", "e2")))
-        .await?;
+    rest.create(
+        SHOP_DEPLOYMENTS,
+        &deployment("api", &image("audit/api", "e2")),
+    )
+    .await?;
     for i in 0..30 {
         let pair = &bulk[i % bulk.len()];
         let name = format!("bulk-{i}");
-        rest.create(SHOP_DEPLOYMENTS, &deployment(&name, &image(&format!("audit/bulk-{pair}"), pair)))
-            .await?;
+        rest.create(
+            SHOP_DEPLOYMENTS,
+            &deployment(&name, &image(&format!("audit/bulk-{pair}"), pair)),
+        )
+        .await?;
     }
     // A CronJob elsewhere, a vulnerable workload in an excluded namespace, and a ReplicaSet
     // made by the web Deployment (its parent is audited, so it is skipped) that runs the image
@@ -343,7 +363,10 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
         emu.counters()
     );
     assert_eq!(emu.count(Endpoint::Scan), 0, "an audit requests no scans");
-    assert_eq!(synced.created, vec!["batch".to_string(), "shop".to_string()]);
+    assert_eq!(
+        synced.created,
+        vec!["batch".to_string(), "shop".to_string()]
+    );
     let (status, shop) = rest.get(SHOP_REPORT).await?;
     assert_eq!(status, 200, "{shop}");
     assert_eq!(shop["summary"]["pass"], 32);
@@ -352,23 +375,63 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     // 2. Lacework re-evaluates the api image: a later evaluation with a new critical CVE.
     let start = ago(Duration::from_secs(60));
     emu.add_rows(vec![
-        row("audit/api", "e2", "0000reevaluation", true, &start, ("CVE-2022-37434", "Low")),
-        row("audit/api", "e2", "0000reevaluation", true, &start, ("CVE-2026-1000", "Critical")),
+        row(
+            "audit/api",
+            "e2",
+            "0000reevaluation",
+            true,
+            &start,
+            ("CVE-2022-37434", "Low"),
+        ),
+        row(
+            "audit/api",
+            "e2",
+            "0000reevaluation",
+            true,
+            &start,
+            ("CVE-2026-1000", "Critical"),
+        ),
     ]);
     let searches = emu.count(Endpoint::Search);
     let (report, synced) = run(lacework(&emu)?).await?;
     let found: Vec<(&str, &str, &str, &str)> = report
         .findings
         .iter()
-        .map(|w| (w.namespace.as_str(), w.kind.as_str(), w.name.as_str(), w.verdict.as_str()))
+        .map(|w| {
+            (
+                w.namespace.as_str(),
+                w.kind.as_str(),
+                w.name.as_str(),
+                w.verdict.as_str(),
+            )
+        })
         .collect();
-    assert_eq!(found, vec![("shop", "Deployment", "api", "deny")], "{}", report.to_markdown());
+    assert_eq!(
+        found,
+        vec![("shop", "Deployment", "api", "deny")],
+        "{}",
+        report.to_markdown()
+    );
     let violations = &report.findings[0].containers[0].violations;
-    assert!(violations.iter().any(|v| v.msg.contains("CVE-2026-1000")), "{violations:?}");
-    assert!(emu.count(Endpoint::Search) - searches <= 7, "{:?}", emu.counters());
+    assert!(
+        violations.iter().any(|v| v.msg.contains("CVE-2026-1000")),
+        "{violations:?}"
+    );
+    assert!(
+        emu.count(Endpoint::Search) - searches <= 7,
+        "{:?}",
+        emu.counters()
+    );
     assert_eq!(report.namespaces["shop"]["deny"], 1);
-    assert!(report.to_markdown().contains("### Deployment shop/api — deny"));
-    assert_eq!(synced.updated, vec!["batch".to_string(), "shop".to_string()]);
+    assert!(
+        report
+            .to_markdown()
+            .contains("### Deployment shop/api — deny")
+    );
+    assert_eq!(
+        synced.updated,
+        vec!["batch".to_string(), "shop".to_string()]
+    );
     let (_, shop) = rest.get(SHOP_REPORT).await?;
     assert_eq!(shop["summary"]["fail"], 1, "{shop}");
     assert_eq!(shop["summary"]["pass"], 31);
@@ -401,7 +464,10 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     task.abort();
     let text = metrics.encode();
     assert!(text.contains("helios_admission_reviews_total"), "{text}");
-    assert!(text.contains(r#"helios_audit_workloads{namespace="shop",verdict="allow"} 31"#), "{text}");
+    assert!(
+        text.contains(r#"helios_audit_workloads{namespace="shop",verdict="allow"} 31"#),
+        "{text}"
+    );
     assert_eq!(text.matches("# EOF").count(), 1, "{text}");
     assert!(text.ends_with("# EOF\n"));
 
@@ -436,7 +502,8 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     let (_, shop) = rest.get(SHOP_REPORT).await?;
     assert_eq!(shop["summary"]["fail"], 0);
     rest.delete(SHOP_DEPLOYMENTS).await?;
-    rest.delete("/apis/apps/v1/namespaces/shop/replicasets").await?;
+    rest.delete("/apis/apps/v1/namespaces/shop/replicasets")
+        .await?;
     let (report, synced) = run(lacework(&emu)?).await?;
     assert!(!report.namespaces.contains_key("shop"));
     assert_eq!(synced.pruned, vec!["shop".to_string()]);
@@ -447,7 +514,10 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
         .get("/apis/wgpolicyk8s.io/v1alpha2/namespaces/batch/policyreports/helios-audit")
         .await?;
     assert_eq!(status, 200, "{batch}");
-    assert_eq!(batch["metadata"]["labels"]["app.kubernetes.io/managed-by"], "helios");
+    assert_eq!(
+        batch["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "helios"
+    );
     Ok(())
 }
 
@@ -469,7 +539,10 @@ async fn an_audit_of_1000_workloads_sharing_50_images_makes_at_most_50_lookups()
     let objects: Vec<WorkloadObject> = (0..1000)
         .map(|i| {
             let pair = &pairs[i % pairs.len()];
-            let mut object = deployment(&format!("w{i}"), &image(&format!("budget/app-{pair}"), pair));
+            let mut object = deployment(
+                &format!("w{i}"),
+                &image(&format!("budget/app-{pair}"), pair),
+            );
             object["metadata"]["namespace"] = json!(format!("team-{}", i % 10));
             object["metadata"]["uid"] = json!(format!("uid-{i}"));
             WorkloadObject {
@@ -491,7 +564,11 @@ async fn an_audit_of_1000_workloads_sharing_50_images_makes_at_most_50_lookups()
     let searches = emu.count(Endpoint::Search) + emu.count(Endpoint::SearchPage);
     assert!(searches <= 50, "{searches} searches: {:?}", emu.counters());
     // A lookup asks the image summary too (clean images have no rows): still once per image.
-    assert!(emu.count(Endpoint::ImageSummary) <= 50, "{:?}", emu.counters());
+    assert!(
+        emu.count(Endpoint::ImageSummary) <= 50,
+        "{:?}",
+        emu.counters()
+    );
     assert_eq!(emu.count(Endpoint::Scan), 0);
     eprintln!(
         "audit of 1000 workloads / 50 images: {searches} Lacework searches, {:?} in all ({:?})",

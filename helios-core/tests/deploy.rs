@@ -166,7 +166,11 @@ fn audit_rbac_is_read_only_for_workloads() -> TestResult {
         readable.extend(resources);
     }
     for kind in helios_core::audit::AUDITED_KINDS {
-        assert!(readable.contains(&kind.plural), "{} not readable", kind.plural);
+        assert!(
+            readable.contains(&kind.plural),
+            "{} not readable",
+            kind.plural
+        );
     }
     let binding = find(&docs, "ClusterRoleBinding", "helios-audit").ok_or("no binding")?;
     assert_eq!(binding["subjects"][0]["name"], "helios-audit");

@@ -69,12 +69,14 @@ impl AuditConfig {
         let Some(text) = &self.interval else {
             return Ok(None);
         };
-        let invalid = |reason: String| Error::invalid("webhook config", format!("audit.interval: {reason}"));
+        let invalid =
+            |reason: String| Error::invalid("webhook config", format!("audit.interval: {reason}"));
         let seconds = match text {
             IntervalText::Seconds(s) => *s,
             IntervalText::Text(t) => {
                 let t = t.trim();
-                let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+                let (number, unit) =
+                    t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
                 let n: u64 = number
                     .parse()
                     .map_err(|_| invalid(format!("{t:?}: expected e.g. 90s, 10m, 1h")))?;
@@ -184,17 +186,26 @@ mod tests {
     use super::*;
 
     fn interval(text: &str) -> Result<Option<Duration>> {
-        let config: AuditConfig = serde_json::from_str(text)
-            .map_err(|e| Error::invalid("test", e))?;
+        let config: AuditConfig =
+            serde_json::from_str(text).map_err(|e| Error::invalid("test", e))?;
         config.interval()
     }
 
     #[test]
     fn intervals_parse_with_units_and_refuse_tight_loops() -> Result<()> {
         assert_eq!(interval(r#"{}"#)?, None);
-        assert_eq!(interval(r#"{"interval": "10m"}"#)?, Some(Duration::from_secs(600)));
-        assert_eq!(interval(r#"{"interval": "1h"}"#)?, Some(Duration::from_secs(3600)));
-        assert_eq!(interval(r#"{"interval": 90}"#)?, Some(Duration::from_secs(90)));
+        assert_eq!(
+            interval(r#"{"interval": "10m"}"#)?,
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            interval(r#"{"interval": "1h"}"#)?,
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            interval(r#"{"interval": 90}"#)?,
+            Some(Duration::from_secs(90))
+        );
         for bad in [r#""5s""#, r#""10 parsecs""#, r#""m""#, "3"] {
             let err = interval(&format!(r#"{{"interval": {bad}}}"#));
             assert!(

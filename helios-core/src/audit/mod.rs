@@ -163,12 +163,8 @@ pub struct AuditReport {
     pub passed: Vec<WorkloadResult>,
 }
 
-/// What one distinct image's lookup gave.
-#[derive(Clone)]
-enum ScanOutcome {
-    Report(ScanReport),
-    Failed(String),
-}
+/// What one distinct image's lookup gave: its report, or why there is none.
+type ScanOutcome = std::result::Result<ScanReport, String>;
 
 impl Auditor {
     /// An auditor over a scan source and a policy, with the admission settings.
@@ -217,10 +213,8 @@ impl Auditor {
 
         // Children are skipped only when their controlling parent is itself in the list (and
         // so audited): a hand-written owner reference to nothing is no way out of the audit.
-        let listed_uids: BTreeSet<&str> = objects
-            .iter()
-            .filter_map(|o| uid_of(&o.object))
-            .collect();
+        let listed_uids: BTreeSet<&str> =
+            objects.iter().filter_map(|o| uid_of(&o.object)).collect();
 
         let mut targets: Vec<(&WorkloadObject, String, ObjectMeta, Vec<ContainerImage>)> =
             Vec::new();
@@ -311,10 +305,7 @@ impl Auditor {
                 containers,
             };
             summary.audited += 1;
-            *summary
-                .verdicts
-                .entry(result.verdict.clone())
-                .or_default() += 1;
+            *summary.verdicts.entry(result.verdict.clone()).or_default() += 1;
             *namespaces
                 .entry(namespace)
                 .or_default()
@@ -362,12 +353,12 @@ impl Auditor {
             dry_run: true,
         };
         match tokio::time::timeout(self.lookup_timeout, self.scans.scan(image, lookup)).await {
-            Err(_) => ScanOutcome::Failed(format!(
+            Err(_) => Err(format!(
                 "scan lookup did not finish within {} ms",
                 self.lookup_timeout.as_millis()
             )),
-            Ok(Err(e)) => ScanOutcome::Failed(e.to_string()),
-            Ok(Ok(scan)) => ScanOutcome::Report(scan),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(scan)) => Ok(scan),
         }
     }
 
@@ -398,8 +389,8 @@ impl Auditor {
             }
         };
         let scan = match scans.get(&image.reference) {
-            Some(ScanOutcome::Report(scan)) => scan.clone(),
-            Some(ScanOutcome::Failed(reason)) => {
+            Some(Ok(scan)) => scan.clone(),
+            Some(Err(reason)) => {
                 result.error = Some(reason.clone());
                 return (result, None);
             }
@@ -412,11 +403,10 @@ impl Auditor {
         if scan.status == ScanStatus::Unavailable
             && self.config.unavailable_scans == crate::admission::UnavailableScans::FailurePolicy
         {
-            result.error = Some(
-                scan.error
-                    .clone()
-                    .unwrap_or_else(|| format!("the scan source ({}) is unavailable", scan.source)),
-            );
+            result.error =
+                Some(scan.error.clone().unwrap_or_else(|| {
+                    format!("the scan source ({}) is unavailable", scan.source)
+                }));
             return (result, None);
         }
         let input = PolicyInput {

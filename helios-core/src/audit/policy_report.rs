@@ -11,8 +11,8 @@
 
 use std::collections::BTreeSet;
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::audit::lister::kube_error;
@@ -95,7 +95,12 @@ pub async fn sync(client: &Client, report: &AuditReport) -> crate::Result<SyncOu
             Ok(_) => outcome.pruned.push(namespace),
             // Already gone (its namespace was deleted meanwhile): nothing to prune.
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(e) => return Err(kube_error(&format!("pruning policyreport in {namespace}"), e)),
+            Err(e) => {
+                return Err(kube_error(
+                    &format!("pruning policyreport in {namespace}"),
+                    e,
+                ));
+            }
         }
     }
     Ok(outcome)
@@ -115,7 +120,13 @@ pub fn policy_report(namespace: &str, report: &AuditReport) -> Value {
         .iter()
         .chain(&report.passed)
         .filter(|w| w.namespace == namespace);
-    let mut summary = [("pass", 0u64), ("fail", 0), ("warn", 0), ("error", 0), ("skip", 0)];
+    let mut summary = [
+        ("pass", 0u64),
+        ("fail", 0),
+        ("warn", 0),
+        ("error", 0),
+        ("skip", 0),
+    ];
     let mut results = Vec::new();
     for w in workloads {
         let result = result_of(w);
@@ -186,12 +197,15 @@ fn severity_of(w: &WorkloadResult) -> Option<&'static str> {
         .iter()
         .flat_map(|c| &c.violations)
         .filter_map(|v| {
-            v.details.get("severity").and_then(Value::as_str).or_else(|| {
-                v.details
-                    .get("code")
-                    .and_then(Value::as_str)
-                    .and_then(|c| c.rsplit('-').next())
-            })
+            v.details
+                .get("severity")
+                .and_then(Value::as_str)
+                .or_else(|| {
+                    v.details
+                        .get("code")
+                        .and_then(Value::as_str)
+                        .and_then(|c| c.rsplit('-').next())
+                })
         })
         .filter_map(|s| ORDER.iter().position(|o| o.eq_ignore_ascii_case(s)))
         .collect();

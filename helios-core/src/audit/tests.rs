@@ -133,7 +133,10 @@ async fn excluded_namespaces_modes_and_controlled_children() -> crate::Result<()
         .collect();
     assert_eq!(
         found,
-        vec![("shop", "ReplicaSet", "deny"), ("staging", "Deployment", "warn")]
+        vec![
+            ("shop", "ReplicaSet", "deny"),
+            ("staging", "Deployment", "warn")
+        ]
     );
     Ok(())
 }
