@@ -24,6 +24,12 @@ pub const REPORT_NAME: &str = "helios-audit";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "helios");
 /// The PolicyReport API version Helios writes.
 pub const API_VERSION: &str = "wgpolicyk8s.io/v1alpha2";
+/// Budget of a report's `results`, in bytes of JSON: far below the API server's 1.5 MiB
+/// request limit (etcd's default), whatever the number of workloads in the namespace.
+pub const MAX_RESULTS_BYTES: usize = 1024 * 1024;
+/// Annotation counting the results left out of a report over [`MAX_RESULTS_BYTES`] (the
+/// complete list is in `helios audit`'s JSON report).
+pub const OMITTED_ANNOTATION: &str = "helios.dev/omitted-results";
 /// Server-side apply field manager.
 const FIELD_MANAGER: &str = "helios";
 
@@ -128,6 +134,10 @@ pub fn policy_report(namespace: &str, report: &AuditReport) -> Value {
         ("skip", 0),
     ];
     let mut results = Vec::new();
+    // Findings come first in `workloads`, so when the budget runs out only passes (then the
+    // least important findings) are left out; the summary still counts every workload.
+    let mut size = 0usize;
+    let mut omitted = 0usize;
     for w in workloads {
         let result = result_of(w);
         if let Some(slot) = summary.iter_mut().find(|(k, _)| *k == result) {
@@ -158,13 +168,19 @@ pub fn policy_report(namespace: &str, report: &AuditReport) -> Value {
         if let Some(severity) = severity_of(w) {
             entry["severity"] = json!(severity);
         }
+        let entry_size = entry.to_string().len();
+        if size + entry_size > MAX_RESULTS_BYTES {
+            omitted += 1;
+            continue;
+        }
+        size += entry_size;
         results.push(entry);
     }
     let summary: serde_json::Map<String, Value> = summary
         .iter()
         .map(|(k, n)| ((*k).to_string(), json!(n)))
         .collect();
-    json!({
+    let mut body = json!({
         "apiVersion": API_VERSION,
         "kind": "PolicyReport",
         "metadata": {
@@ -174,7 +190,11 @@ pub fn policy_report(namespace: &str, report: &AuditReport) -> Value {
         },
         "summary": summary,
         "results": results,
-    })
+    });
+    if omitted > 0 {
+        body["metadata"]["annotations"] = json!({OMITTED_ANNOTATION: omitted.to_string()});
+    }
+    body
 }
 
 /// PolicyReport result of a workload verdict.
@@ -247,4 +267,81 @@ fn shorten(mut text: String, max: usize) -> String {
     text.truncate(end);
     text.push('…');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::admission::Mode;
+    use crate::audit::{AuditSummary, ContainerResult};
+    use crate::policy::{Container, ContainerType, Finding};
+
+    fn workload(name: &str, allowed: bool) -> WorkloadResult {
+        let violations = if allowed {
+            Vec::new()
+        } else {
+            let mut details = serde_json::Map::new();
+            details.insert("code".into(), json!("fixable-high"));
+            vec![Finding {
+                msg: format!("CVE-2024-0001 (high) in {name}"),
+                details,
+            }]
+        };
+        WorkloadResult {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: name.into(),
+            uid: None,
+            mode: Mode::Enforce,
+            verdict: if allowed { "allow" } else { "deny" }.into(),
+            containers: vec![ContainerResult {
+                container: Container {
+                    name: "app".into(),
+                    kind: ContainerType::Container,
+                },
+                image: "registry.example.com/app:1".into(),
+                scan_status: "completed".into(),
+                allowed: Some(allowed),
+                violations,
+                warnings: Vec::new(),
+                error: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_huge_namespace_keeps_its_findings_and_counts_everything() {
+        let mut report = AuditReport {
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration_seconds: 1.0,
+            policy: None,
+            summary: AuditSummary::default(),
+            namespaces: BTreeMap::new(),
+            findings: vec![workload("bad", false)],
+            passed: (0..5000)
+                .map(|i| workload(&format!("w{i}"), true))
+                .collect(),
+        };
+        report
+            .namespaces
+            .insert("shop".into(), BTreeMap::from([("allow".to_string(), 5000)]));
+        let body = policy_report("shop", &report);
+        assert!(body.to_string().len() < 1_200_000);
+        assert_eq!(body["summary"]["pass"], 5000);
+        assert_eq!(body["summary"]["fail"], 1);
+        let results = body["results"].as_array().map(Vec::len).unwrap_or_default();
+        assert!(results < 5001);
+        assert_eq!(body["results"][0]["result"], "fail");
+        assert_eq!(body["results"][0]["severity"], "high");
+        let omitted = body["metadata"]["annotations"][OMITTED_ANNOTATION].as_str();
+        assert_eq!(omitted, Some((5001 - results).to_string().as_str()));
+        // A small namespace has every result and no annotation.
+        report.passed.truncate(3);
+        let body = policy_report("shop", &report);
+        assert_eq!(body["results"].as_array().map(Vec::len), Some(4));
+        assert!(body["metadata"].get("annotations").is_none());
+    }
 }
