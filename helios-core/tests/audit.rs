@@ -577,3 +577,90 @@ async fn an_audit_of_1000_workloads_sharing_50_images_makes_at_most_50_lookups()
     );
     Ok(())
 }
+
+/// The same budget with the workloads listed through the API server (two pages of 500), twice:
+/// each run (a fresh cache, as each `helios audit`) makes 50 searches, never one per workload.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audit_of_1000_deployments_through_the_api_server_makes_50_lookups() -> TestResult {
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    let rest = Arc::new(Rest::new(&plane)?);
+    rest.wait_ready(&plane).await?;
+    let emu = Emulator::builder().start().await?;
+    let pairs: Vec<String> = (0..50).map(|i| format!("{:02x}", 0x10 + i)).collect();
+    let mut rows = Vec::new();
+    for pair in &pairs {
+        rows.extend(clean_rows(&format!("budget/app-{pair}"), pair));
+    }
+    emu.add_rows(rows);
+    for t in 0..10 {
+        rest.create("/api/v1/namespaces", &namespace(&format!("team-{t}")))
+            .await?;
+    }
+    let n = 1000;
+    let created = Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in 0..16usize {
+        let rest = rest.clone();
+        let pairs = pairs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = chunk;
+            while i < n {
+                let pair = &pairs[i % pairs.len()];
+                let path = format!("/apis/apps/v1/namespaces/team-{}/deployments", i % 10);
+                if let Err(e) = rest
+                    .create(
+                        &path,
+                        &deployment(
+                            &format!("w{i}"),
+                            &image(&format!("budget/app-{pair}"), pair),
+                        ),
+                    )
+                    .await
+                {
+                    return Err(e.to_string());
+                }
+                i += 16;
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    eprintln!("created {n} deployments in {:?}", created.elapsed());
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    let ca = base64::engine::general_purpose::STANDARD.encode(plane.ca_pem()?);
+    std::fs::write(&kubeconfig, json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "a",
+        "clusters": [{"name": "t", "cluster": {"server": plane.url(), "certificate-authority-data": ca}}],
+        "users": [{"name": "u", "user": {"token": ADMIN_TOKEN}}],
+        "contexts": [{"name": "a", "context": {"cluster": "t", "user": "u"}}]}).to_string())?;
+    let lister = Lister::from_kubeconfig(&kubeconfig, None).await?;
+    for run in 0..2 {
+        let started = Instant::now();
+        let auditor = auditor(lacework(&emu)?)?;
+        let objects = lister.list(&auditor.config().excluded_namespaces).await?;
+        let listed = started.elapsed();
+        let report = auditor.audit(&objects).await;
+        eprintln!(
+            "run {run}: {} objects listed in {listed:?}, audited in {:.3} s, {:?} in all; {:?}",
+            objects.len(),
+            report.duration_seconds,
+            started.elapsed(),
+            emu.counters()
+        );
+        assert_eq!(report.summary.audited, n);
+        assert_eq!(report.summary.lookups, 50);
+        assert!(report.findings.is_empty(), "{}", report.to_markdown());
+        assert_eq!(
+            emu.count(Endpoint::Search),
+            50 * (run + 1),
+            "{:?}",
+            emu.counters()
+        );
+        assert_eq!(emu.count(Endpoint::ImageSummary), 50 * (run + 1));
+        assert_eq!(emu.count(Endpoint::Scan), 0);
+    }
+    Ok(())
+}
