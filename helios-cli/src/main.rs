@@ -36,6 +36,9 @@ enum Command {
     /// Run one AdmissionReview (file or `-`) through the admission controller and print the
     /// response review (exit 0 when a response was produced, 2 when the input is not a review).
     Review(commands::webhook::ReviewArgs),
+    /// Audit the workloads already in the cluster against today's scans: report every one the
+    /// policy would now deny (exit 1 when some would be denied).
+    Audit(commands::audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
             Command::Policy(PolicyCommand::Test(args)) => commands::policy_test::run(args),
             Command::Webhook(args) => commands::webhook::run_webhook(args).await,
             Command::Review(args) => commands::webhook::run_review(args).await,
+            Command::Audit(args) => commands::audit::run(args).await,
         }
     });
     // A runaway evaluation the policy watchdog gave up on may still be running on a blocking

@@ -38,6 +38,8 @@
 //! ```
 
 pub mod admission;
+#[cfg(feature = "audit")]
+pub mod audit;
 mod bounded;
 pub mod error;
 pub mod gate;

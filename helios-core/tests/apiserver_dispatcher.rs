@@ -311,7 +311,8 @@ fn deploy_manifests_decode_strictly_into_kubernetes_types() -> TestResult {
         String::from_utf8_lossy(&out.stderr)
     );
     let summary: Value = serde_json::from_slice(&out.stdout)?;
-    // Namespace, ServiceAccount, Secret, 2 ConfigMaps, Deployment, PDB, Service, webhook config.
-    assert_eq!(summary["validated"], 9, "{summary}");
+    // Namespace, ServiceAccount, Secret, 2 ConfigMaps, Deployment, PDB, Service, webhook config;
+    // the audit's ServiceAccount, ClusterRole, ClusterRoleBinding and CronJob (audit.yaml).
+    assert_eq!(summary["validated"], 13, "{summary}");
     Ok(())
 }

@@ -225,3 +225,44 @@ fn pinning_overlay_adds_a_reinvoked_mutating_webhook_matching_the_validating_one
     assert_eq!(volume["secret"]["optional"], true);
     Ok(())
 }
+
+/// The audit's ClusterRole reads every workload kind admission checks and never writes one;
+/// the only thing it writes is PolicyReports. The CronJob runs under that role.
+#[cfg(feature = "audit")]
+#[test]
+fn audit_rbac_is_read_only_for_workloads() -> TestResult {
+    let docs = documents()?;
+    let role = find(&docs, "ClusterRole", "helios-audit").ok_or("no audit ClusterRole")?;
+    let rules = role["rules"].as_array().ok_or("no rules")?;
+    let mut readable = Vec::new();
+    for rule in rules {
+        let verbs: Vec<&str> = rule["verbs"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let resources: Vec<&str> = rule["resources"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if rule["apiGroups"][0] == "wgpolicyk8s.io" {
+            assert_eq!(resources, ["policyreports"]);
+            continue;
+        }
+        assert_eq!(verbs, ["get", "list", "watch"], "{rule}");
+        readable.extend(resources);
+    }
+    for kind in helios_core::audit::AUDITED_KINDS {
+        assert!(
+            readable.contains(&kind.plural),
+            "{} not readable",
+            kind.plural
+        );
+    }
+    let binding = find(&docs, "ClusterRoleBinding", "helios-audit").ok_or("no binding")?;
+    assert_eq!(binding["subjects"][0]["name"], "helios-audit");
+    let cron = find(&docs, "CronJob", "helios-audit").ok_or("no audit CronJob")?;
+    let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "helios-audit");
+    assert_eq!(pod["containers"][0]["args"][0], "audit");
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! One module per `helios` subcommand.
 
+pub mod audit;
 pub mod eval;
 pub mod gate;
 pub mod policy_test;

@@ -75,7 +75,7 @@ pub struct ReviewArgs {
 }
 
 impl AdmissionArgs {
-    fn config(&self, mut overrides: Overrides) -> Result<WebhookConfig> {
+    pub(crate) fn config(&self, mut overrides: Overrides) -> Result<WebhookConfig> {
         let base = match &self.config {
             Some(path) => WebhookConfig::from_file(path)?,
             None => WebhookConfig::default(),

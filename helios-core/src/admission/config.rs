@@ -53,6 +53,9 @@ pub struct WebhookConfig {
     pub admission: ControllerConfig,
     /// How tags are resolved to digests, and whether `/mutate` pins them.
     pub registry: RegistryConfig,
+    /// The background audit loop (off unless `interval` is set); see docs/admission.md.
+    #[cfg(feature = "audit")]
+    pub audit: crate::audit::background::AuditConfig,
 }
 
 impl Default for WebhookConfig {
@@ -64,6 +67,8 @@ impl Default for WebhookConfig {
             scans: ScanConfig::default(),
             admission: ControllerConfig::default(),
             registry: RegistryConfig::default(),
+            #[cfg(feature = "audit")]
+            audit: Default::default(),
         }
     }
 }
@@ -168,6 +173,8 @@ impl WebhookConfig {
 
     /// Checks what the types alone do not.
     pub fn validate(self) -> Result<Self> {
+        #[cfg(feature = "audit")]
+        self.audit.interval()?;
         if self.admission.deadline_ms == 0 {
             return Err(Error::invalid(
                 "webhook config",

@@ -401,6 +401,16 @@ impl AdmissionController {
         &self.config
     }
 
+    /// The scan source (shared with the background audit, so both use one cache).
+    pub fn scan_source(&self) -> Arc<dyn ScanSource> {
+        Arc::clone(&self.scans)
+    }
+
+    /// The policy evaluator.
+    pub fn evaluator(&self) -> Arc<dyn PolicyEvaluator> {
+        Arc::clone(&self.policy)
+    }
+
     /// Reviews a JSON request body and returns the JSON response review.
     ///
     /// Fails only when the body is not an `AdmissionReview` request ([`Error::InvalidInput`]);
@@ -797,7 +807,7 @@ fn deadline_reason(what: &str, cfg: &ControllerConfig) -> String {
 
 /// Kinds whose children (Pods, ReplicaSets, Jobs) are made from a template Helios already
 /// checked.
-fn is_workload_kind(kind: &str) -> bool {
+pub(crate) fn is_workload_kind(kind: &str) -> bool {
     matches!(
         kind,
         "Deployment"

@@ -20,6 +20,9 @@ pub use controller::{
     AdmissionController, ControllerConfig, DEFAULT_DEADLINE, DEFAULT_OWN_NAMESPACE, FailureKind,
     FailurePolicy, Mode, ReviewOutcome, UnavailableScans, UnknownKinds, Verdict,
 };
+// The audit skips the same controller-made children as admission.
+#[cfg(feature = "audit")]
+pub(crate) use controller::is_workload_kind;
 pub use images::ContainerImage;
 pub use limits::{DEFAULT_MAX_CONTAINERS, DEFAULT_MAX_IMAGES, ReviewLimits};
 pub use review::{

@@ -70,6 +70,9 @@ pub struct Metrics {
     reviews: Family<ReviewLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     latency: Histogram,
+    /// The background audit's `helios_audit_*` gauges, served on the same endpoint.
+    #[cfg(feature = "audit")]
+    audit: Arc<crate::audit::AuditMetrics>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -135,6 +138,8 @@ impl Metrics {
             reviews,
             errors,
             latency,
+            #[cfg(feature = "audit")]
+            audit: Arc::default(),
         }
     }
 
@@ -169,7 +174,19 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        // The audit gauges live in their own registry (this one prefixes `helios_admission`):
+        // one exposition, one `# EOF` at the end.
+        #[cfg(feature = "audit")]
+        if let Some(body) = out.strip_suffix("# EOF\n") {
+            out = format!("{body}{}", self.audit.encode());
+        }
         out
+    }
+
+    /// The background audit's gauges.
+    #[cfg(feature = "audit")]
+    pub fn audit(&self) -> &Arc<crate::audit::AuditMetrics> {
+        &self.audit
     }
 }
 
@@ -396,6 +413,8 @@ async fn watch_certificates(tls: RustlsConfig, options: ServerOptions) {
 pub async fn run(config: &crate::admission::config::WebhookConfig) -> Result<()> {
     let controller = config.controller()?;
     let metrics = Arc::new(Metrics::new());
+    #[cfg(feature = "audit")]
+    let _audit = crate::audit::background::start(config, &controller, &metrics).await?;
     let (_addr, running, task) = serve(controller, config.server_options(), metrics).await?;
     let stop = running.clone();
     tokio::spawn(async move {

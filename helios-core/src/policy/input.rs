@@ -40,6 +40,9 @@ pub enum Stage {
     Admission,
     /// In a CI pipeline.
     Ci,
+    /// In a background audit of workloads already running (`helios audit`): `workload` is
+    /// filled as at admission, with `operation` `"AUDIT"` and `user` empty.
+    Audit,
 }
 
 /// The workload an image belongs to, at admission.
@@ -52,7 +55,7 @@ pub struct Workload {
     pub namespace: Option<String>,
     /// Object name (may be `null` for `generateName` objects).
     pub name: Option<String>,
-    /// `CREATE`, `UPDATE`, ...
+    /// `CREATE`, `UPDATE`, ... (`AUDIT` in a background audit)
     pub operation: String,
     /// The container that runs the image.
     pub container: Container,
