@@ -429,3 +429,64 @@ async fn multi_arch_tag_finds_the_lacework_scan_of_its_platform_manifest() -> Te
     assert_eq!(unresolved.status, ScanStatus::NotFound, "{unresolved:?}");
     Ok(())
 }
+
+/// The background audit resolves tags like admission does: a Deployment running `app:1.0` is
+/// judged on the scan of the digest the tag points to (here clean, so allowed); unresolved, the
+/// tag has no scan and the default policy reports it as unscanned.
+#[cfg(feature = "audit")]
+#[tokio::test]
+async fn the_audit_resolves_tags_before_the_lookup() -> TestResult {
+    use std::sync::Arc;
+
+    use helios_core::admission::ControllerConfig;
+    use helios_core::admission::GroupVersionKind;
+    use helios_core::audit::{Auditor, WorkloadObject};
+    use helios_core::policy::EmbeddedEvaluator;
+
+    let registry = Registry::anonymous()?;
+    let digest = registry.push_image("audited/app:1.0", "audited", None)?;
+    let scans = tempfile::tempdir()?;
+    let clean = r#"{"status":"completed","source":"file","id":"clean","scanned_at":null,
+        "error":null,"summary":{"critical":0,"high":0,"medium":0,"low":0,"info":0,"unknown":0,
+        "total":0,"fixable":0},"vulnerabilities":[]}"#;
+    std::fs::write(
+        scans
+            .path()
+            .join(format!("{}.json", digest.replace(':', "-"))),
+        clean,
+    )?;
+    let deployment = WorkloadObject {
+        gvk: GroupVersionKind {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+        },
+        object: serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1"},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "web", "image": format!("{}/audited/app:1.0", registry.host())}
+            ]}}}
+        }),
+    };
+    let auditor = |resolver| -> Result<Auditor, Box<dyn std::error::Error>> {
+        Ok(Auditor::new(
+            Arc::new(DirSource::open(scans.path())?),
+            Arc::new(EmbeddedEvaluator::default_policy()?),
+            ControllerConfig::default(),
+        )
+        .with_resolver(resolver))
+    };
+
+    let resolved = auditor(Some(Resolver::new(plain(&registry))?))?
+        .audit(std::slice::from_ref(&deployment))
+        .await;
+    assert!(resolved.findings.is_empty(), "{:?}", resolved.findings);
+    let unresolved = auditor(None)?.audit(&[deployment]).await;
+    let finding = unresolved
+        .findings
+        .first()
+        .ok_or("no finding without resolution")?;
+    assert_eq!(finding.name, "web");
+    assert_eq!(finding.verdict, "deny");
+    Ok(())
+}

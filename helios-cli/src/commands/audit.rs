@@ -77,8 +77,13 @@ pub async fn run(args: AuditArgs) -> Result<u8> {
         None => Lister::infer().await?,
     }
     .page_size(args.page_size);
-    let auditor = Auditor::new(config.scan_source()?, config.evaluator()?, config.admission)
-        .concurrency(args.concurrency);
+    let auditor = Auditor::new(
+        config.scan_source()?,
+        config.evaluator()?,
+        config.admission.clone(),
+    )
+    .with_resolver(config.resolver()?)
+    .concurrency(args.concurrency);
     let objects = lister.list(&auditor.config().excluded_namespaces).await?;
     let report = auditor.audit(&objects).await;
 

@@ -269,13 +269,18 @@ impl WebhookConfig {
         ))
     }
 
-    /// Builds the admission controller this configuration describes.
-    pub fn controller(&self) -> Result<AdmissionController> {
-        let resolver = if self.registry.resolve {
+    /// The tag resolver of this configuration (`None` when `registry.resolve` is off).
+    pub fn resolver(&self) -> Result<Option<Resolver>> {
+        Ok(if self.registry.resolve {
             Some(Resolver::new(self.registry.clone())?)
         } else {
             None
-        };
+        })
+    }
+
+    /// Builds the admission controller this configuration describes.
+    pub fn controller(&self) -> Result<AdmissionController> {
+        let resolver = self.resolver()?;
         Ok(AdmissionController::new(
             self.scan_source()?,
             self.evaluator()?,

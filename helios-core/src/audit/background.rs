@@ -170,6 +170,7 @@ pub async fn start(
         controller.evaluator(),
         config.admission.clone(),
     )
+    .with_resolver(controller.resolver().cloned())
     .concurrency(config.audit.concurrency);
     tracing::info!(target: "helios::audit", interval_s = interval.as_secs(), "audit loop started");
     Ok(Some(spawn(

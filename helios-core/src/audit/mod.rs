@@ -42,6 +42,7 @@ use crate::policy::{
     Container, Finding, INPUT_VERSION, PolicyEvaluator, PolicyInput, PolicyRef, Stage, User,
     Workload,
 };
+use crate::registry::Resolver;
 use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
 
 pub use lister::{AUDITED_KINDS, AuditedKind, Lister};
@@ -72,6 +73,7 @@ pub struct Auditor {
     config: Arc<ControllerConfig>,
     concurrency: usize,
     lookup_timeout: Duration,
+    resolver: Option<Resolver>,
 }
 
 impl std::fmt::Debug for Auditor {
@@ -163,8 +165,9 @@ pub struct AuditReport {
     pub passed: Vec<WorkloadResult>,
 }
 
-/// What one distinct image's lookup gave: its report, or why there is none.
-type ScanOutcome = std::result::Result<ScanReport, String>;
+/// What one distinct image's lookup gave: the image as resolved at its registry and its report,
+/// or why there is none.
+type ScanOutcome = std::result::Result<(ImageRef, ScanReport), String>;
 
 impl Auditor {
     /// An auditor over a scan source and a policy, with the admission settings.
@@ -179,7 +182,16 @@ impl Auditor {
             config: Arc::new(config),
             concurrency: DEFAULT_CONCURRENCY,
             lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
+            resolver: None,
         }
+    }
+
+    /// Resolves tag-only images at their registry before the lookup, as admission does, so the
+    /// audit judges the digest each tag points to now; a tag that cannot be resolved is a
+    /// failure of its containers (the failure policy applies), never a lookup by tag.
+    pub fn with_resolver(mut self, resolver: Option<Resolver>) -> Self {
+        self.resolver = resolver;
+        self
     }
 
     /// Lookups and evaluations in flight at once (at least 1), so an audit of a large cluster
@@ -346,19 +358,34 @@ impl Auditor {
     }
 
     async fn lookup(&self, image: &ImageRef) -> ScanOutcome {
+        let timed_out = |what: &str| {
+            format!(
+                "{what} did not finish within {} ms",
+                self.lookup_timeout.as_millis()
+            )
+        };
+        let image = match (&self.resolver, image.digest.is_none()) {
+            (Some(resolver), true) => {
+                match tokio::time::timeout(self.lookup_timeout, resolver.resolve(image.clone()))
+                    .await
+                {
+                    Err(_) => return Err(timed_out("tag resolution")),
+                    Ok(Err(e)) => return Err(format!("cannot resolve the tag to a digest: {e}")),
+                    Ok(Ok(resolved)) => resolved,
+                }
+            }
+            _ => image.clone(),
+        };
         // Read-only: an audit never requests on-demand scans, so it cannot flood the scanner
         // with requests for every image of the cluster; "no scan" goes to the policy.
         let lookup = Lookup {
             deadline: Some(Instant::now() + self.lookup_timeout),
             dry_run: true,
         };
-        match tokio::time::timeout(self.lookup_timeout, self.scans.scan(image, lookup)).await {
-            Err(_) => Err(format!(
-                "scan lookup did not finish within {} ms",
-                self.lookup_timeout.as_millis()
-            )),
+        match tokio::time::timeout(self.lookup_timeout, self.scans.scan(&image, lookup)).await {
+            Err(_) => Err(timed_out("scan lookup")),
             Ok(Err(e)) => Err(e.to_string()),
-            Ok(Ok(scan)) => Ok(scan),
+            Ok(Ok(scan)) => Ok((image, scan)),
         }
     }
 
@@ -388,8 +415,8 @@ impl Auditor {
                 return (result, None);
             }
         };
-        let scan = match scans.get(&image.reference) {
-            Some(Ok(scan)) => scan.clone(),
+        let (image, scan) = match scans.get(&image.reference) {
+            Some(Ok((image, scan))) => (image.clone(), scan.clone()),
             Some(Err(reason)) => {
                 result.error = Some(reason.clone());
                 return (result, None);
