@@ -9,6 +9,7 @@ use std::path::Path;
 
 use helios_core::gate::Gate;
 use helios_core::policy::OpaEvaluator;
+use helios_core::registry::{CredentialSource, RegistryConfig, Resolver};
 use helios_core::scan::CachedSource;
 use helios_core::scan::lacework::{ClientBuilder, LaceworkClient, LaceworkSource, NoScan, Secret};
 use helios_core::{Error, Result};
@@ -17,7 +18,14 @@ const API_SECRET: &str = "_walk-api-s3cr3t";
 const ENV_SECRET: &str = "_walk-env-s3cr3t";
 const PROFILE_SECRET: &str = "_walk-profile-s3cr3t";
 const OPA_TOKEN: &str = "walk-opa-t0ken";
-const SECRETS: [&str; 4] = [API_SECRET, ENV_SECRET, PROFILE_SECRET, OPA_TOKEN];
+const REGISTRY_PASSWORD: &str = "walk-registry-passw0rd";
+const SECRETS: [&str; 5] = [
+    API_SECRET,
+    ENV_SECRET,
+    PROFILE_SECRET,
+    OPA_TOKEN,
+    REGISTRY_PASSWORD,
+];
 
 fn fail(e: impl ToString) -> Error {
     Error::InvalidInput {
@@ -109,6 +117,27 @@ fn every_secret_holder_redacts_in_debug() -> Result<()> {
     check("OpaEvaluator", format!("{opa:?}"));
     let gate = Gate::new(opa);
     check("Gate<OpaEvaluator>", format!("{gate:?}"));
+
+    // Registry credentials from a Docker config (as a mounted dockerconfigjson Secret holds
+    // them), and the resolver reading them.
+    let docker = tempfile::tempdir().map_err(fail)?;
+    let config = docker.path().join("config.json");
+    let auth = serde_json::json!({"auths": {"registry.example.com": {
+        "username": "ci", "password": REGISTRY_PASSWORD}}});
+    std::fs::write(&config, auth.to_string()).map_err(fail)?;
+    let source = CredentialSource {
+        path: Some(config.clone()),
+    };
+    let credentials = source
+        .for_registry("registry.example.com")?
+        .ok_or_else(|| fail("no credentials read"))?;
+    assert_eq!(credentials.secret, REGISTRY_PASSWORD);
+    check("registry Credentials", format!("{credentials:?}"));
+    let resolver = Resolver::new(RegistryConfig {
+        docker_config: Some(config),
+        ..RegistryConfig::default()
+    })?;
+    check("registry Resolver", format!("{resolver:?}"));
     Ok(())
 }
 
@@ -131,5 +160,20 @@ fn errors_about_a_secret_never_quote_it() -> Result<()> {
         .map(|e| format!("{e} {e:?}"));
     let printed = e.ok_or_else(|| fail("a token with a newline was accepted"))?;
     check("the error of a token no header can carry", printed);
+
+    // A Docker config that is not JSON, with the password in it.
+    let docker = tempfile::tempdir().map_err(fail)?;
+    let config = docker.path().join("config.json");
+    let text =
+        format!("{{\"auths\": {{\"r.example\": {{\"password\": \"{REGISTRY_PASSWORD}\" ,,}}}}}}");
+    std::fs::write(&config, text).map_err(fail)?;
+    let e = CredentialSource { path: Some(config) }
+        .for_registry("r.example")
+        .err()
+        .ok_or_else(|| fail("a malformed Docker config was accepted"))?;
+    check(
+        "the error of a malformed Docker config",
+        format!("{e} {e:?}"),
+    );
     Ok(())
 }
