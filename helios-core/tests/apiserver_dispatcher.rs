@@ -5,20 +5,23 @@
 //! no patch), and the verdict, warnings and audit annotations exactly as kube-apiserver applies
 //! them.
 //!
-//! The harness is built with the machine's Go on first use (cached in `target/go/`). Without a
-//! Go toolchain the test says so and skips, except under CI (`CI` set), where it fails.
+//! The harness is built with the machine's Go on first use (cached in `target/go/`); Go is
+//! required.
 #![cfg(feature = "webhook")]
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use helios_core::admission::server::{Metrics, ServerOptions, serve};
 use helios_core::admission::{AdmissionController, ControllerConfig, Mode};
 use helios_core::policy::EmbeddedEvaluator;
 use helios_core::scan::DirSource;
 use serde_json::Value;
+use support::harness::k8s_webhook_harness;
+use support::webhook::{TlsWebhook, serve_tls};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -26,67 +29,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Builds the harness unless an up-to-date binary is there (once per test process).
-fn harness() -> Result<Option<PathBuf>, Box<dyn std::error::Error>> {
-    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let src = root().join("tests/k8s-webhook-harness");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let bin = target.join("go/k8s-webhook-harness");
-    let newest_source = ["main.go", "go.mod", "go.sum"]
-        .iter()
-        .filter_map(|f| {
-            std::fs::metadata(src.join(f))
-                .and_then(|m| m.modified())
-                .ok()
-        })
-        .max();
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    if built.is_some() && built >= newest_source {
-        return Ok(Some(bin));
-    }
-    if Command::new("go").arg("version").output().is_err() {
-        // In CI a missing peer is a failure, never a silent pass.
-        if std::env::var_os("CI").is_some() {
-            return Err(
-                "no Go toolchain on PATH to build tests/k8s-webhook-harness (CI is set)".into(),
-            );
-        }
-        eprintln!(
-            "SKIP apiserver_dispatcher: no Go toolchain on PATH to build tests/k8s-webhook-harness \
-             (k8s.io/apiserver's webhook dispatcher); the TLS end-to-end tests in tests/webhook.rs still ran"
-        );
-        return Ok(None);
-    }
-    eprintln!("building tests/k8s-webhook-harness (first use; a few minutes cold)...");
-    let status = Command::new("go")
-        // No VCS stamping: the checkout may be a CI clone without usable git metadata.
-        .args(["build", "-buildvcs=false", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir(&src)
-        .status()?;
-    if !status.success() {
-        return Err(format!("go build of the harness failed: {status}").into());
-    }
-    Ok(Some(bin))
-}
-
 struct Webhook {
     url: String,
     ca: PathBuf,
-    _dir: tempfile::TempDir,
+    _served: TlsWebhook,
 }
 
 async fn start(config: ControllerConfig) -> Result<Webhook, Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    // The dispatcher verifies the server as <service>.<namespace>.svc.
-    let key =
-        rcgen::generate_simple_self_signed(vec!["helios-webhook.helios-system.svc".to_string()])?;
-    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
-    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
     let controller = AdmissionController::new(
         Arc::new(DirSource::open(
             root().join("tests/fixtures/admission-scans"),
@@ -94,21 +43,17 @@ async fn start(config: ControllerConfig) -> Result<Webhook, Box<dyn std::error::
         Arc::new(EmbeddedEvaluator::default_policy()?),
         config,
     );
-    let (addr, _running, _task) = serve(
+    // The dispatcher verifies the server as <service>.<namespace>.svc.
+    let served = serve_tls(
         controller,
-        ServerOptions {
-            listen: "127.0.0.1:0".parse()?,
-            tls_cert: dir.path().join("tls.crt"),
-            tls_key: dir.path().join("tls.key"),
-            reload_interval: Duration::from_secs(10),
-        },
-        Arc::new(Metrics::new()),
+        "helios-webhook.helios-system.svc",
+        Duration::from_secs(10),
     )
     .await?;
     Ok(Webhook {
-        url: format!("https://{addr}"),
-        ca: dir.path().join("tls.crt"),
-        _dir: dir,
+        url: format!("https://{}", served.addr),
+        ca: served.cert_file.clone(),
+        _served: served,
     })
 }
 
@@ -173,9 +118,7 @@ const CRITICAL: &str = "deployment-digest-critical.json";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kube_apiserver_dispatcher_applies_helios_verdicts() -> TestResult {
-    let Some(bin) = harness()? else {
-        return Ok(());
-    };
+    let bin = k8s_webhook_harness()?;
     let enforce = start(ControllerConfig::default()).await?;
     let call = |fixture: &'static str, extra: &'static [&'static str]| {
         let (bin, url, ca) = (bin.clone(), enforce.url.clone(), enforce.ca.clone());
@@ -256,9 +199,7 @@ async fn kube_apiserver_dispatcher_applies_helios_verdicts() -> TestResult {
 #[tokio::test(flavor = "multi_thread")]
 async fn kube_apiserver_dispatcher_shows_warnings_and_fails_closed_when_helios_is_down()
 -> TestResult {
-    let Some(bin) = harness()? else {
-        return Ok(());
-    };
+    let bin = k8s_webhook_harness()?;
     let warn = start(ControllerConfig {
         mode: Mode::Warn,
         ..Default::default()
@@ -298,9 +239,7 @@ async fn kube_apiserver_dispatcher_shows_warnings_and_fails_closed_when_helios_i
 /// misspelt field is an error), as `kubectl apply --validate=strict` checks it.
 #[test]
 fn deploy_manifests_decode_strictly_into_kubernetes_types() -> TestResult {
-    let Some(bin) = harness()? else {
-        return Ok(());
-    };
+    let bin = k8s_webhook_harness()?;
     let out = Command::new(bin)
         .current_dir(root())
         .args(["-validate-manifests", "deploy"])

@@ -7,18 +7,21 @@
 //! registry is followed; an unresolvable tag leaves the object as it was.
 #![cfg(feature = "webhook")]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use helios_core::admission::server::{Metrics, ServerOptions, serve};
 use helios_core::admission::{AdmissionController, ControllerConfig};
 use helios_core::policy::EmbeddedEvaluator;
 use helios_core::registry::{RegistryConfig, Resolver};
 use helios_core::scan::DirSource;
 use helios_testkit::Registry;
 use serde_json::Value;
+use support::harness::k8s_webhook_harness;
+use support::webhook::{TlsWebhook, serve_tls};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -26,52 +29,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Builds the harness with the machine's Go (cached in `target/go/`); Go is required.
-fn harness() -> Result<PathBuf, Box<dyn std::error::Error>> {
-    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_build_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let src = root().join("tests/k8s-webhook-harness");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let bin = target.join("go/k8s-webhook-harness");
-    let newest_source = ["main.go", "go.mod", "go.sum"]
-        .iter()
-        .filter_map(|f| {
-            std::fs::metadata(src.join(f))
-                .and_then(|m| m.modified())
-                .ok()
-        })
-        .max();
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    if built.is_some() && built >= newest_source {
-        return Ok(bin);
-    }
-    let status = Command::new("go")
-        .args(["build", "-buildvcs=false", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir(&src)
-        .status()
-        .map_err(|e| format!("go is needed to build tests/k8s-webhook-harness: {e}"))?;
-    if !status.success() {
-        return Err(format!("go build of the harness failed: {status}").into());
-    }
-    Ok(bin)
-}
-
 struct Webhook {
     url: String,
     ca: PathBuf,
-    _dir: tempfile::TempDir,
+    _served: TlsWebhook,
 }
 
 async fn start(registry: &Registry, ttl: u64) -> Result<Webhook, Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let key =
-        rcgen::generate_simple_self_signed(vec!["helios-webhook.helios-system.svc".to_string()])?;
-    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
-    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
     let resolver = Resolver::new(RegistryConfig {
         plain_http: [registry.host()].into(),
         docker_config: Some(registry.docker_config().to_path_buf()),
@@ -88,21 +52,17 @@ async fn start(registry: &Registry, ttl: u64) -> Result<Webhook, Box<dyn std::er
     )
     .with_resolver(Some(resolver))
     .with_pinning(true);
-    let (addr, _running, _task) = serve(
+    // The dispatcher verifies the server as <service>.<namespace>.svc.
+    let served = serve_tls(
         controller,
-        ServerOptions {
-            listen: "127.0.0.1:0".parse()?,
-            tls_cert: dir.path().join("tls.crt"),
-            tls_key: dir.path().join("tls.key"),
-            reload_interval: Duration::from_secs(10),
-        },
-        Arc::new(Metrics::new()),
+        "helios-webhook.helios-system.svc",
+        Duration::from_secs(10),
     )
     .await?;
     Ok(Webhook {
-        url: format!("https://{addr}"),
-        ca: dir.path().join("tls.crt"),
-        _dir: dir,
+        url: format!("https://{}", served.addr),
+        ca: served.cert_file.clone(),
+        _served: served,
     })
 }
 
@@ -215,7 +175,7 @@ const KINDS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_apiserver_dispatcher_applies_pins_for_every_kind() -> TestResult {
-    let bin = harness()?;
+    let bin = k8s_webhook_harness()?;
     let registry = Registry::anonymous()?;
     let first = registry.push_image("pin/app:1.0", "first", None)?;
     let tagged = format!("{}/pin/app:1.0", registry.host());
@@ -311,7 +271,7 @@ async fn the_apiserver_dispatcher_applies_pins_for_every_kind() -> TestResult {
 
 #[test]
 fn the_pinning_overlay_is_valid_kubernetes() -> TestResult {
-    let bin = harness()?;
+    let bin = k8s_webhook_harness()?;
     let out = Command::new(bin)
         .current_dir(root())
         .args(["-validate-manifests", "deploy/pinning"])

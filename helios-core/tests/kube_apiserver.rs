@@ -5,6 +5,8 @@
 //! audit log's annotations, failure policies — is what the API server made of Helios's answer.
 #![cfg(feature = "webhook")]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use helios_lacework_emulator::{Emulator, Endpoint};
 use helios_testkit::{ADMIN_TOKEN, ControlPlane};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
+use support::webhook::{TlsWebhook, serve_tls};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -34,34 +37,20 @@ fn root() -> PathBuf {
 struct Webhook {
     url: String,
     ca_pem: String,
-    _dir: tempfile::TempDir,
+    _served: TlsWebhook,
 }
 
 async fn webhook(source: Arc<dyn ScanSource>, config: ControllerConfig) -> TestResult<Webhook> {
-    let dir = tempfile::tempdir()?;
-    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])?;
-    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
-    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
     let controller = AdmissionController::new(
         source,
         Arc::new(EmbeddedEvaluator::default_policy()?),
         config,
     );
-    let (addr, _running, _task) = serve(
-        controller,
-        ServerOptions {
-            listen: "127.0.0.1:0".parse()?,
-            tls_cert: dir.path().join("tls.crt"),
-            tls_key: dir.path().join("tls.key"),
-            reload_interval: Duration::from_secs(10),
-        },
-        Arc::new(Metrics::new()),
-    )
-    .await?;
+    let served = serve_tls(controller, "127.0.0.1", Duration::from_secs(10)).await?;
     Ok(Webhook {
-        url: format!("https://{addr}/validate"),
-        ca_pem: key.cert.pem(),
-        _dir: dir,
+        url: format!("https://{}/validate", served.addr),
+        ca_pem: served.ca_pem.clone(),
+        _served: served,
     })
 }
 
@@ -128,6 +117,16 @@ impl Api {
             body,
             warnings,
         })
+    }
+
+    /// Creates a namespace.
+    async fn namespace(&self, name: &str) -> TestResult {
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        let created = self.create("/api/v1/namespaces", &object).await?;
+        if created.status != 201 {
+            return Err(format!("namespace {name}: {} {}", created.status, created.body).into());
+        }
+        Ok(())
     }
 
     async fn create(&self, collection: &str, object: &Value) -> TestResult<Answer> {
@@ -224,6 +223,14 @@ impl Api {
     }
 }
 
+/// A ready control plane and its API as the admin.
+async fn control_plane() -> TestResult<(ControlPlane, Api)> {
+    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    let api = Api::new(&plane)?;
+    api.wait_ready(&plane).await?;
+    Ok((plane, api))
+}
+
 fn message(answer: &Answer) -> String {
     answer.body["message"]
         .as_str()
@@ -266,16 +273,8 @@ const CRONJOBS: &str = "/apis/batch/v1/namespaces/shop/cronjobs";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_kube_apiserver_applies_helios_decisions() -> TestResult {
-    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let api = Api::new(&plane)?;
-    api.wait_ready(&plane).await?;
-    let ns = api
-        .create(
-            "/api/v1/namespaces",
-            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-        )
-        .await?;
-    assert_eq!(ns.status, 201, "{}", ns.body);
+    let (plane, api) = control_plane().await?;
+    api.namespace("shop").await?;
 
     // Enforce: vulnerable objects of every kind are denied with Helios's message.
     let enforce = webhook(scan_dir()?, ControllerConfig::default()).await?;
@@ -412,14 +411,8 @@ async fn a_real_kube_apiserver_applies_helios_decisions() -> TestResult {
 /// on-demand scan is requested; the same create without dry run requests one.
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_requests_no_lacework_scan_through_the_api_server() -> TestResult {
-    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let api = Api::new(&plane)?;
-    api.wait_ready(&plane).await?;
-    api.create(
-        "/api/v1/namespaces",
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    )
-    .await?;
+    let (_plane, api) = control_plane().await?;
+    api.namespace("shop").await?;
 
     let emu = Emulator::builder().start().await?;
     let client = LaceworkClient::builder()
@@ -503,9 +496,7 @@ fn cert_manager_crd(kind: &str, plural: &str) -> Value {
 /// webhook configurations last, as `kubectl apply -k` orders them).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deploy_manifests_are_accepted_by_a_real_api_server() -> TestResult {
-    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let api = Api::new(&plane)?;
-    api.wait_ready(&plane).await?;
+    let (_plane, api) = control_plane().await?;
     for (kind, plural) in [("Issuer", "issuers"), ("Certificate", "certificates")] {
         let crd = api
             .create(
@@ -591,14 +582,8 @@ impl ScanSource for Slow {
 /// webhook's failure policy.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_slower_than_its_timeout_gets_the_failure_policy() -> TestResult {
-    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let api = Api::new(&plane)?;
-    api.wait_ready(&plane).await?;
-    api.create(
-        "/api/v1/namespaces",
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    )
-    .await?;
+    let (_plane, api) = control_plane().await?;
+    api.namespace("shop").await?;
     let slow = webhook(
         Arc::new(Slow),
         ControllerConfig {
@@ -657,14 +642,8 @@ async fn served_certificate(url: &str, ca_pem: &str) -> TestResult<Vec<u8>> {
 /// no call fails, and new connections get the new certificate.
 #[tokio::test(flavor = "multi_thread")]
 async fn certificate_rotation_while_the_api_server_calls_drops_nothing() -> TestResult {
-    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let api = Api::new(&plane)?;
-    api.wait_ready(&plane).await?;
-    api.create(
-        "/api/v1/namespaces",
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    )
-    .await?;
+    let (_plane, api) = control_plane().await?;
+    api.namespace("shop").await?;
 
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;

@@ -3,30 +3,18 @@
 // suite uses, run as a subprocess) and against scan files.
 
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const readline = require('node:readline')
 const { test, before, after } = require('node:test')
 
 const helios = require('..')
-const { FIXTURES } = require('./helpers')
+const { FIXTURES, ROOT, emulatorBinary, startEmulator } = require('./helpers')
 
-const ROOT = path.resolve(FIXTURES, '..', '..')
 const EXAMPLES = path.join(ROOT, 'examples', 'scans')
 const NGINX = `nginx:1.25@sha256:${'b'.repeat(64)}` // critical CVE-2024-1000 (fixable)
 const UNKNOWN = `registry.example.com/team/new@sha256:${'d'.repeat(64)}`
 const LW_VARS = ['LW_ACCOUNT', 'LW_SUBACCOUNT', 'LW_API_KEY', 'LW_API_SECRET', 'LW_PROFILE', 'LW_API_SERVER_URL']
-
-/** The emulator built by scripts/test-node.sh (HELIOS_LACEWORK_EMULATOR), else cargo's usual paths. */
-function emulatorBinary() {
-  if (process.env.HELIOS_LACEWORK_EMULATOR) return process.env.HELIOS_LACEWORK_EMULATOR
-  const triple = process.env.CARGO_BUILD_TARGET || ''
-  return [path.join(ROOT, 'target', triple, 'debug'), path.join(ROOT, 'target', 'debug')]
-    .map((dir) => path.join(dir, 'helios-lacework-emulator'))
-    .find((p) => fs.existsSync(p))
-}
 
 const binary = emulatorBinary()
 const missing = binary && fs.existsSync(binary) ? false : 'the Lacework emulator is not built: run scripts/test-node.sh'
@@ -42,18 +30,7 @@ let emu
 
 before(async () => {
   if (skip) return
-  // --stdin-lifetime: the emulator exits when our end of its stdin closes (or we die).
-  child = spawn(binary, ['--port', '0', '--scan-duration-ms', '100', '--stdin-lifetime'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
-  const lines = readline.createInterface({ input: child.stdout })
-  const [line] = await Promise.race([
-    require('node:events').once(lines, 'line'),
-    require('node:events').once(child, 'exit').then(([code]) => {
-      throw new Error(`emulator exited with ${code}`)
-    }),
-  ])
-  emu = JSON.parse(line)
+  ;({ child, emu } = await startEmulator(binary))
   useEmulator()
 })
 

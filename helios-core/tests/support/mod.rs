@@ -4,3 +4,6 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod harness;
+#[cfg(feature = "webhook")]
+pub mod webhook;
