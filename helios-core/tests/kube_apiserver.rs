@@ -492,8 +492,9 @@ fn cert_manager_crd(kind: &str, plural: &str) -> Value {
     })
 }
 
-/// Every manifest in deploy/ is accepted by the API server as written (namespace first,
-/// webhook configurations last, as `kubectl apply -k` orders them).
+/// Every manifest in deploy/ (and the pinning overlay's MutatingWebhookConfiguration) is
+/// accepted by the API server as written (namespace first, webhook configurations last, as
+/// `kubectl apply -k` orders them).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deploy_manifests_are_accepted_by_a_real_api_server() -> TestResult {
     let (_plane, api) = control_plane().await?;
@@ -515,6 +516,8 @@ async fn the_deploy_manifests_are_accepted_by_a_real_api_server() -> TestResult 
         })
         .collect();
     files.sort();
+    // The pinning overlay's own object (its other file is a patch of the base Deployment).
+    files.push(root().join("deploy/pinning/mutatingwebhookconfiguration.yaml"));
     for file in &files {
         for document in yaml_serde::Deserializer::from_str(&std::fs::read_to_string(file)?) {
             let value = Value::deserialize(document)?;
