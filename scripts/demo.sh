@@ -17,14 +17,13 @@ run() {
   [ "$code" -eq "$expected" ] || { echo "demo: expected exit code $expected, got $code" >&2; exit 1; }
 }
 
-# The sample images live at a made-up registry: judge them as written, without asking it for
-# the digest their tags point to (a real pipeline leaves resolution on; see docs/registry.md).
-export HELIOS_NO_RESOLVE=true
-
-run 1 gate registry.example.com/shop/web:1.4 \
+# The sample images live at a made-up registry: --no-resolve judges them as written, without
+# asking it for the digest their tags point to (a real pipeline leaves resolution on; see
+# docs/registry.md).
+run 1 gate registry.example.com/shop/web:1.4 --no-resolve \
   --scan-file examples/scans/sample-lacework-scan.json \
   --ci pipeline=demo --artifact target/demo/web.json
-run 0 gate registry.example.com/shop/api:2.0 \
+run 0 gate registry.example.com/shop/api:2.0 --no-resolve \
   --scan-file examples/scans/clean-scan.json \
   --ci pipeline=demo --artifact target/demo/api.json
 echo "demo: decisions as expected; artifacts in target/demo/"
