@@ -121,8 +121,8 @@ export interface ScanReport {
 export interface GateResult {
   decision: Decision
   input: PolicyInput
-  /** The CI exit code: 0 allowed, 1 denied. */
-  exit_code: 0 | 1
+  /** The CI exit code: 0 allowed, 1 denied, 2 denied because Lacework could not be asked (scan `unavailable`). */
+  exit_code: 0 | 1 | 2
 }
 
 /** Options of `scan`: how to reach Lacework and what to do when it has no scan. */

@@ -351,3 +351,104 @@ fn an_unwritable_artifact_says_cannot_write() {
         &["cannot write /nonexistent-helios-dir/report.json"],
     );
 }
+
+/// Issue 17: with Lacework unreachable, `gate` prints the verdict (UNDECIDED, the reason) and
+/// exits 2 — "could not ask", which a pipeline must tell from 1, "the policy said no"; every
+/// artifact says so too (JSON `exit_code: 2`, JUnit `<error>`).
+#[test]
+fn gate_with_lacework_unreachable_exits_2_with_the_verdict_and_artifacts() {
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    // A port nothing listens on: connection refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no port: {e}"));
+    let json = home.path().join("gate.json");
+    let junit = home.path().join("gate.xml");
+    let o = Command::new(env!("CARGO_BIN_EXE_helios"))
+        .args([
+            "gate",
+            &format!("registry.example.com/shop/api@sha256:{}", "e".repeat(64)),
+        ])
+        .args(["--no-scan", "--artifact"])
+        .arg(&json)
+        .arg("--artifact")
+        .arg(&junit)
+        .current_dir(root())
+        .env("HOME", home.path())
+        .env("HELIOS_NO_RESOLVE", "true")
+        .env("LW_ACCOUNT", format!("http://127.0.0.1:{port}"))
+        .env("LW_API_KEY", "ACME_0123456789")
+        .env("LW_API_SECRET", "_unreachable_secret")
+        .env_remove("LW_PROFILE")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start helios: {e}"));
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{}", stderr(&o));
+    assert!(out.starts_with("UNDECIDED"), "{out}");
+    assert!(out.contains("unavailable"), "{out}");
+    assert!(!out.contains("_unreachable_secret") && !stderr(&o).contains("_unreachable_secret"));
+    let artifact: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON artifact: {e}")),
+    )
+    .unwrap_or_else(|e| panic!("JSON artifact: {e}"));
+    assert_eq!(artifact["exit_code"], 2);
+    assert_eq!(artifact["input"]["scan"]["status"], "unavailable");
+    let xml = std::fs::read_to_string(&junit).unwrap_or_else(|e| panic!("no JUnit: {e}"));
+    assert!(
+        xml.contains("errors=\"1\"") && xml.contains("<error "),
+        "{xml}"
+    );
+    assert!(!xml.contains("<failure "), "{xml}");
+}
+
+/// Issue 17: when one artifact cannot be written, the verdict is still printed, the failure
+/// names that artifact, and no artifact is written (all or none), also for a directory path.
+#[test]
+fn artifacts_are_written_all_or_none_and_the_verdict_is_kept() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let good = dir.path().join("gate.json");
+    for bad in [
+        "/nonexistent-helios-dir/gate.sarif".to_string(),
+        dir.path().display().to_string(),
+    ] {
+        let o = helios(&[
+            "gate",
+            "registry.example.com/shop/api:2.0",
+            "--scan-file",
+            "examples/scans/clean-scan.json",
+            "--artifact",
+            &good.display().to_string(),
+            "--artifact",
+            &bad,
+        ]);
+        assert_one_line_error(&o, "io", &[&format!("cannot write {bad}")]);
+        assert!(stdout(&o).starts_with("ALLOWED"), "{}", stdout(&o));
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "written despite the failure: {left:?}");
+    }
+    // Both writable: both written, nothing staged left behind.
+    let sarif = dir.path().join("gate.sarif");
+    let o = helios(&[
+        "gate",
+        "registry.example.com/shop/api:2.0",
+        "--scan-file",
+        "examples/scans/clean-scan.json",
+        "--artifact",
+        &good.display().to_string(),
+        "--artifact",
+        &sarif.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    assert_eq!(names, ["gate.json", "gate.sarif"]);
+}

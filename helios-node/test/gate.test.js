@@ -118,6 +118,8 @@ test('a wrong secret rejects with code auth, never showing the secret', { skip }
   const result = await helios.gate(NGINX)
   assert.equal(result.input.scan.status, 'unavailable')
   assert.deepEqual(codes(result.decision.violations), ['unscanned'])
+  // Denied because Lacework could not be asked: exit 2 ("could not decide"), as the CLI.
+  assert.equal(result.exit_code, 2)
   assert.ok(!JSON.stringify(result).includes(wrong))
   useEmulator()
 })

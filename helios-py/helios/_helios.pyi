@@ -99,7 +99,7 @@ def gate(
     PEM CA file. A resolution failure raises (``AuthError``, ``UnavailableError``,
     ``RemoteError``, ``InvalidImageError`` for a missing platform): never a lookup by tag.
 
-    Returns ``{"decision": …, "input": …, "exit_code": 0 | 1}``. Releases the GIL.
+    Returns ``{"decision": …, "input": …, "exit_code": 0 | 1 | 2}`` (2: denied while Lacework could not be asked). Releases the GIL.
     """
 
 class Evaluator:

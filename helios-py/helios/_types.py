@@ -53,8 +53,9 @@ class ScanReport(TypedDict, total=False):
 
 class GateResult(TypedDict):
     """What :func:`helios.gate` returns: the decision, the exact policy input it was made on
-    (the build artifact) and the CI exit code (0 allowed, 1 denied)."""
+    (the build artifact) and the CI exit code (0 allowed, 1 denied, 2 denied because Lacework
+    could not be asked)."""
 
     decision: Decision
     input: Dict[str, Any]
-    exit_code: Literal[0, 1]
+    exit_code: Literal[0, 1, 2]

@@ -156,6 +156,8 @@ def test_a_wrong_secret_is_an_auth_error_without_the_secret(lacework, monkeypatc
     result = helios.gate(NGINX)
     assert result["input"]["scan"]["status"] == "unavailable"
     assert codes(result["decision"]["violations"]) == ["unscanned"]
+    # Denied because Lacework could not be asked: exit 2 ("could not decide"), as the CLI.
+    assert result["exit_code"] == 2
     assert wrong not in json.dumps(result)
 
 

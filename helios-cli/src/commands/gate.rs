@@ -91,10 +91,7 @@ pub async fn run(args: GateArgs) -> Result<u8> {
     let gate = Gate::new(args.policy.evaluator()?);
     let outcome = gate.check(image, scan, ci).await?;
 
-    for path in &args.artifact {
-        let report = outcome.render(ReportFormat::for_path(path));
-        std::fs::write(path, report).map_err(|source| Error::write(path, source))?;
-    }
+    // The verdict first: an artifact that cannot be written must not take it from the log.
     match args.format {
         Format::Json => println!("{}", to_json(&outcome.decision)),
         Format::Text => print!("{}", outcome.render(ReportFormat::Text)),
@@ -102,5 +99,39 @@ pub async fn run(args: GateArgs) -> Result<u8> {
         Format::Junit => print!("{}", outcome.render(ReportFormat::Junit)),
         Format::Sarif => print!("{}", outcome.render(ReportFormat::Sarif)),
     }
+    write_artifacts(&outcome, &args.artifact)?;
     Ok(u8::try_from(outcome.exit_code()).unwrap_or(1))
+}
+
+/// Writes every artifact or none: each is first written beside its destination, and only when
+/// all are written are they renamed into place (a rename within a directory does not fail on a
+/// full disk). The first failure names its path and removes what was staged.
+fn write_artifacts(outcome: &helios_core::gate::GateOutcome, paths: &[PathBuf]) -> Result<()> {
+    let mut staged: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    let discard = |staged: &[(PathBuf, &PathBuf)]| {
+        for (tmp, _) in staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+    };
+    for path in paths {
+        let file_name = match path.file_name() {
+            Some(name) if !path.is_dir() => name.to_string_lossy().into_owned(),
+            _ => {
+                discard(&staged);
+                let source = std::io::Error::other("it is a directory, not a file name");
+                return Err(Error::write(path, source));
+            }
+        };
+        let tmp = path.with_file_name(format!(".{file_name}.helios-partial"));
+        let report = outcome.render(ReportFormat::for_path(path));
+        if let Err(source) = std::fs::write(&tmp, report) {
+            discard(&staged);
+            return Err(Error::write(path, source));
+        }
+        staged.push((tmp, path));
+    }
+    for (tmp, path) in &staged {
+        std::fs::rename(tmp, path).map_err(|source| Error::write(path, source))?;
+    }
+    Ok(())
 }

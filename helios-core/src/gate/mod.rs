@@ -47,7 +47,7 @@ pub struct Gate<E> {
 
 /// What a gate decided about one image, with the input it decided on (the build artifact).
 ///
-/// Serialises as `{"decision": …, "input": …, "exit_code": 0|1}`.
+/// Serialises as `{"decision": …, "input": …, "exit_code": 0|1|2}`.
 #[derive(Debug, Clone)]
 pub struct GateOutcome {
     /// The decision.
@@ -122,10 +122,24 @@ impl Gate<EmbeddedEvaluator> {
 }
 
 impl GateOutcome {
-    /// The process exit code for CI: 0 allowed, 1 denied (2, could not decide, is the caller's
-    /// for errors).
+    /// The process exit code for CI: 0 allowed; 1 denied; 2 could not decide — here, denied
+    /// while the scan service could not be asked (scan `unavailable`: network, credentials, rate
+    /// limit), so a pipeline tells "the policy said no to this image" from "we could not ask"
+    /// (errors, the caller's, are 2 as well). A policy that allows unavailable scans (e.g.
+    /// `allow_unscanned`) still exits 0.
     pub fn exit_code(&self) -> i32 {
-        if self.decision.allowed { 0 } else { 1 }
+        if self.decision.allowed {
+            0
+        } else if self.undecided() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Denied because the scan service could not be asked, not on the image's findings.
+    pub fn undecided(&self) -> bool {
+        !self.decision.allowed && self.input.scan.status == crate::scan::ScanStatus::Unavailable
     }
 }
 
@@ -136,5 +150,42 @@ impl Serialize for GateOutcome {
         s.serialize_field("input", &self.input)?;
         s.serialize_field("exit_code", &self.exit_code())?;
         s.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::policy::EmbeddedEvaluator;
+    use crate::scan::ScanStatus;
+
+    fn outcome(status: ScanStatus, data: Option<serde_json::Value>) -> Result<GateOutcome> {
+        let mut builder = EmbeddedEvaluator::builder();
+        if let Some(data) = data {
+            builder = builder.data(data);
+        }
+        let gate = Gate::new(builder.build()?);
+        let image = ImageRef::parse("registry.example.com/team/app:1.4")?;
+        let scan = ScanReport::without_findings(status, "lacework", Some("down".into()));
+        gate.check_sync(image, scan, None)
+    }
+
+    #[test]
+    fn an_unavailable_scan_denied_is_undecided_exit_2_unless_the_policy_allows_it() -> Result<()> {
+        let down = outcome(ScanStatus::Unavailable, None)?;
+        assert!(!down.decision.allowed);
+        assert!(down.undecided());
+        assert_eq!(down.exit_code(), 2);
+        let artifact = serde_json::to_value(&down).map_err(|e| Error::invalid("artifact", e))?;
+        assert_eq!(artifact["exit_code"], 2);
+        // Not found is the policy's judgement of the image: denied, exit 1.
+        let unknown = outcome(ScanStatus::NotFound, None)?;
+        assert_eq!((unknown.undecided(), unknown.exit_code()), (false, 1));
+        // A policy that lets unscanned images through: allowed, exit 0.
+        let lenient = serde_json::json!({"helios": {"config": {"allow_unscanned": true}}});
+        let allowed = outcome(ScanStatus::Unavailable, Some(lenient))?;
+        assert_eq!(allowed.exit_code(), 0);
+        Ok(())
     }
 }

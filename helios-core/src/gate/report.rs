@@ -90,6 +90,9 @@ impl GateOutcome {
     fn verdict(&self) -> &'static str {
         if self.decision.allowed {
             "ALLOWED"
+        } else if self.undecided() {
+            // Exit 2: the scan service could not be asked; the denial is not about the image.
+            "UNDECIDED"
         } else {
             "DENIED"
         }
@@ -187,15 +190,16 @@ impl GateOutcome {
     fn to_junit(&self) -> String {
         let d = &self.decision;
         let image = xml_escape(&self.input.image.reference);
-        let failures = usize::from(!d.allowed);
+        let errors = usize::from(self.undecided());
+        let failures = usize::from(!d.allowed) - errors;
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
             out,
-            "<testsuites name=\"helios\" tests=\"1\" failures=\"{failures}\">"
+            "<testsuites name=\"helios\" tests=\"1\" failures=\"{failures}\" errors=\"{errors}\">"
         );
         let _ = writeln!(
             out,
-            "  <testsuite name=\"helios {}\" tests=\"1\" failures=\"{failures}\">",
+            "  <testsuite name=\"helios {}\" tests=\"1\" failures=\"{failures}\" errors=\"{errors}\">",
             xml_escape(&d.policy.id)
         );
         let _ = writeln!(out, "    <properties>");
@@ -215,7 +219,21 @@ impl GateOutcome {
             out,
             "    <testcase classname=\"helios.gate\" name=\"{image}\">"
         );
-        if !d.allowed {
+        if self.undecided() {
+            // JUnit's error (not failure): the check could not run, the image was not judged.
+            let reason = self
+                .input
+                .scan
+                .error
+                .as_deref()
+                .unwrap_or("scan unavailable");
+            let _ = writeln!(
+                out,
+                "      <error message=\"{}\" type=\"scan-unavailable\">{}</error>",
+                xml_escape(&format!("the scan service could not be asked: {reason}")),
+                xml_escape(&lines(&d.violations))
+            );
+        } else if !d.allowed {
             let message = match d.violations.len() {
                 0 => "denied by policy (allow is false)".to_string(),
                 1 => "1 violation".to_string(),
