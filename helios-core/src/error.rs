@@ -183,3 +183,99 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every variant. The `match` has no wildcard, so a new variant does not
+    /// compile until it is added here, and then to [`Error::CODES`] by the assertions below.
+    fn one_of_each() -> Vec<Error> {
+        let io = || std::io::Error::other("x");
+        let all = vec![
+            Error::invalid("input", "x"),
+            Error::InvalidImage {
+                reference: "x".into(),
+                reason: "x".into(),
+            },
+            Error::io("x", io()),
+            Error::write("x", io()),
+            Error::PolicyParse {
+                location: "x".into(),
+                message: "x".into(),
+            },
+            Error::PolicyUndefined {
+                package: "x".into(),
+            },
+            Error::PolicyType {
+                rule: "x".into(),
+                expected: "x".into(),
+                found: "x".into(),
+            },
+            Error::PolicyEval {
+                message: "x".into(),
+            },
+            Error::PolicyTimeout {
+                limit: Duration::from_millis(1),
+            },
+            Error::Unavailable {
+                service: "x".into(),
+                reason: "x".into(),
+            },
+            Error::Auth {
+                service: "x".into(),
+                reason: "x".into(),
+            },
+            Error::Remote {
+                service: "x".into(),
+                code: None,
+                message: "x".into(),
+            },
+        ];
+        for e in &all {
+            match e {
+                Error::InvalidInput { .. }
+                | Error::InvalidImage { .. }
+                | Error::Io { .. }
+                | Error::Write { .. }
+                | Error::PolicyParse { .. }
+                | Error::PolicyUndefined { .. }
+                | Error::PolicyType { .. }
+                | Error::PolicyEval { .. }
+                | Error::PolicyTimeout { .. }
+                | Error::Unavailable { .. }
+                | Error::Auth { .. }
+                | Error::Remote { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn the_code_list_is_exactly_what_code_returns() {
+        let mut returned: Vec<&str> = one_of_each().iter().map(Error::code).collect();
+        returned.sort_unstable();
+        returned.dedup();
+        let mut listed = Error::CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(returned, listed);
+        assert_eq!(
+            Error::CODES.len(),
+            listed
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            "a code is listed twice"
+        );
+    }
+
+    #[test]
+    fn io_errors_keep_their_source() {
+        use std::error::Error as _;
+        let e = Error::write("a.json", std::io::Error::other("disk full"));
+        assert_eq!(
+            e.source().map(ToString::to_string).as_deref(),
+            Some("disk full")
+        );
+    }
+}
