@@ -207,7 +207,7 @@ fn bad_inputs_and_policies_exit_2_with_one_line() {
         "--package",
         "nope",
     ]);
-    assert_one_line_error(&o, "policy_undefined", &["data.nope"]);
+    assert_one_line_error(&o, "policy_undefined", &["data.nope", "check --package"]);
 }
 
 #[test]
