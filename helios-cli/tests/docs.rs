@@ -223,11 +223,16 @@ async fn every_runnable_shell_block_runs_as_written() -> TestResult {
             "LW_API_KEY",
             "LW_API_SECRET",
             "LW_PROFILE",
-            "HELIOS_NO_RESOLVE",
-            "HELIOS_OPA_TOKEN",
             "DOCKER_CONFIG",
         ] {
             cmd.env_remove(var);
+        }
+        // The examples run as a user's shell would: no HELIOS_* settings of the test's own
+        // environment (HELIOS_NO_RESOLVE, HELIOS_CONFIG, …) leak into them.
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("HELIOS_") {
+                cmd.env_remove(var);
+            }
         }
         if let Some(emu) = &emu {
             cmd.env("LW_ACCOUNT", emu.url())
