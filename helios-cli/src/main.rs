@@ -10,6 +10,7 @@ mod registry_args;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use helios_core::error::Parameters;
 
 /// Stop vulnerable container images from running: Lacework scans judged by a Rego policy.
 #[derive(Debug, Parser)]
@@ -81,7 +82,13 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("helios: error[{}]: {err}", err.code());
+            eprintln!(
+                "helios: error[{}]: {}",
+                err.code(),
+                err.message_for(&Parameters {
+                    package: "--package"
+                })
+            );
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -177,3 +177,55 @@ async fn webhook_serves_reviews_over_tls_from_a_config_file() -> TestResult {
     );
     Ok(())
 }
+
+/// `helios review` takes the policy flags of every deciding command: `--data` (here an
+/// exception waiving the critical finding), `--package`, `--rego-v0`.
+#[test]
+fn review_takes_the_policy_flags_of_gate() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("exceptions.yaml");
+    std::fs::write(
+        &data,
+        "helios:\n  exceptions:\n    - id: CVE-2024-0001\n      expires: \"2999-12-31\"\n      reason: test\n",
+    )?;
+    let review = "tests/fixtures/admission/deployment-digest-critical.json";
+    let data_arg = data.to_string_lossy().into_owned();
+    let out = helios(
+        &["review", review, "--scan-dir", SCANS, "--data", &data_arg],
+        None,
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let response: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(response["response"]["allowed"], true, "{response}");
+    assert!(response.to_string().contains("excepted"), "{response}");
+
+    let out = helios(
+        &["review", review, "--scan-dir", SCANS, "--package", "nope"],
+        None,
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error[policy_undefined]") && stderr.contains("check --package"),
+        "{stderr}"
+    );
+
+    let out = helios(
+        &[
+            "review",
+            review,
+            "--scan-dir",
+            SCANS,
+            "--rego-v0",
+            "--policy",
+            "tests/fixtures/policies/legacy_v0.rego",
+            "--time-limit-ms",
+            "1000",
+        ],
+        None,
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    Ok(())
+}

@@ -163,7 +163,7 @@ fn bad_scan_files_exit_2_with_one_line() {
     );
     for (file, mentions) in [
         (&not_json, vec!["not-json.json", "not JSON"]),
-        (&missing, vec!["missing.json", "row 0", "featureKey"]),
+        (&missing, vec!["missing.json", "row 1:", "featureKey"]),
         (&severity, vec!["severity.json", "Apocalyptic"]),
     ] {
         let o = helios(&[
@@ -207,7 +207,7 @@ fn bad_inputs_and_policies_exit_2_with_one_line() {
         "--package",
         "nope",
     ]);
-    assert_one_line_error(&o, "policy_undefined", &["data.nope"]);
+    assert_one_line_error(&o, "policy_undefined", &["data.nope", "check --package"]);
 }
 
 #[test]

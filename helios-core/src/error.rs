@@ -63,9 +63,7 @@ pub enum Error {
     },
 
     /// The policy package the evaluator was asked for is not defined.
-    #[error(
-        "policy package {package} is undefined: no loaded policy declares it (check --package and the policy paths)"
-    )]
+    #[error("{}", undefined_package(package, "the package"))]
     PolicyUndefined {
         /// The package path, e.g. `data.helios`.
         package: String,
@@ -128,7 +126,31 @@ pub enum Error {
     },
 }
 
+/// How a front end spells the settings that error messages point the caller to. The core owns
+/// every message; a front end only supplies its own parameter names, so the CLI says
+/// `--package`, Python `package=` and Node the `package` option (see [`Error::message_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parameters {
+    /// The decision package setting.
+    pub package: &'static str,
+}
+
+fn undefined_package(package: &str, setting: &str) -> String {
+    format!(
+        "policy package {package} is undefined: no loaded policy declares it (check {setting} and the policy paths)"
+    )
+}
+
 impl Error {
+    /// This error's message as a front end shows it: the [`Display`](std::fmt::Display) text,
+    /// with the settings it points to named as `names` spells them.
+    pub fn message_for(&self, names: &Parameters) -> String {
+        match self {
+            Error::PolicyUndefined { package } => undefined_package(package, names.package),
+            other => other.to_string(),
+        }
+    }
+
     /// The stable machine-readable code of this error, e.g. `policy_timeout`.
     pub fn code(&self) -> &'static str {
         match self {

@@ -518,7 +518,7 @@ fn bad_scan_input_is_invalid_input_naming_the_fault() -> TestResult {
     missing.as_object_mut().map(|o| o.remove("vulnId"));
     let reason = invalid_reason(&with_rows(vec![good_row(), missing]))?;
     assert!(
-        reason.contains("row 1") && reason.contains("vulnId"),
+        reason.contains("row 2:") && reason.contains("vulnId"),
         "{reason}"
     );
 
@@ -528,7 +528,7 @@ fn bad_scan_input_is_invalid_input_naming_the_fault() -> TestResult {
         .map(|o| o.remove("name"));
     let reason = invalid_reason(&with_rows(vec![missing_name]))?;
     assert!(
-        reason.contains("row 0") && reason.contains("featureKey"),
+        reason.contains("row 1:") && reason.contains("featureKey"),
         "{reason}"
     );
 
@@ -544,7 +544,7 @@ fn bad_scan_input_is_invalid_input_naming_the_fault() -> TestResult {
     odd_fix["fixInfo"]["fix_available"] = "maybe".into();
     let reason = invalid_reason(&with_rows(vec![odd_fix]))?;
     assert!(
-        reason.contains("row 0") && reason.contains("fix"),
+        reason.contains("row 1:") && reason.contains("fix"),
         "{reason}"
     );
 

@@ -59,6 +59,12 @@ test('a missing policy file is io; an unknown package is policy_undefined', asyn
   throwsCode(() => new helios.Evaluator({ policy: '/nonexistent/helios.rego' }), 'io')
   throwsCode(() => helios.evaluateSync(clean(), { package: 'nobody.here' }), 'policy_undefined')
   await assert.rejects(helios.evaluate(clean(), { package: 'nobody.here' }), { code: 'policy_undefined' })
+  // The message names Node's option, not the CLI's flag.
+  assert.throws(() => helios.evaluateSync(clean(), { package: 'nobody.here' }), (err) => {
+    assert.match(err.message, /check the `package` option/)
+    assert.doesNotMatch(err.message, /--package/)
+    return true
+  })
   throwsCode(() => helios.evaluateSync(clean(), { package: 'not a package!' }), 'invalid_input')
   await assert.rejects(helios.evaluate(clean(), { package: 'not a package!' }), { code: 'invalid_input' })
 })

@@ -1,6 +1,7 @@
 //! `helios_core::Error` → Python exceptions: one class per [`Error::code`], under `HeliosError`.
 
 use helios_core::Error;
+use helios_core::error::Parameters;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -92,7 +93,12 @@ coded_exceptions! {
 pub fn to_py(py: Python<'_>, err: &Error) -> PyErr {
     let code = err.code();
     let ty = class_of(py, code).unwrap_or_else(|| py.get_type::<HeliosError>());
-    let exc = PyErr::from_type(ty, err.to_string());
+    let exc = PyErr::from_type(
+        ty,
+        err.message_for(&Parameters {
+            package: "package=",
+        }),
+    );
     // Setting an attribute on a fresh exception instance cannot fail in practice; if it ever
     // did, raising that failure instead would hide the real error, so it is ignored.
     let _ = exc.value(py).setattr("code", code);

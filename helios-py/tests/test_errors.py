@@ -59,6 +59,9 @@ def test_undefined_package(clean_input):
     with pytest.raises(helios.PolicyUndefinedError) as info:
         helios.evaluate(clean_input, package="nobody.here")
     assert info.value.code == "policy_undefined"
+    # The message names Python's parameter, not the CLI's flag.
+    assert "check package=" in str(info.value), str(info.value)
+    assert "--package" not in str(info.value), str(info.value)
 
 
 def test_invalid_package_name():

@@ -168,8 +168,11 @@ def test_no_lacework_configuration_is_an_error_naming_what_is_missing(monkeypatc
     with pytest.raises(helios.HeliosError) as err:
         helios.scan(NGINX)
     assert err.value.code in helios.ERROR_CODES
-    with pytest.raises(helios.HeliosError):
+    with pytest.raises(helios.HeliosError) as err:
         helios.scan(NGINX, profile="no-such-profile")
+    # The profile came from profile=, not from an LW_PROFILE the caller never set.
+    assert "no-such-profile" in str(err.value), str(err.value)
+    assert "LW_PROFILE" not in str(err.value), str(err.value)
 
 
 def test_gate_with_scan_files():

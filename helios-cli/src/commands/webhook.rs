@@ -23,6 +23,18 @@ pub struct AdmissionArgs {
         value_delimiter = ','
     )]
     pub policy: Vec<PathBuf>,
+    /// A JSON or YAML data document merged under `data` (repeatable), as for `helios gate`.
+    #[arg(long = "data", short = 'd', value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// The package whose document is the decision (default `helios`).
+    #[arg(long, value_name = "NAME")]
+    pub package: Option<String>,
+    /// Parse policies as Rego v0 (pre-1.0 syntax).
+    #[arg(long)]
+    pub rego_v0: bool,
+    /// Execution time limit of one evaluation, in milliseconds (default 250).
+    #[arg(long, value_name = "MS")]
+    pub time_limit_ms: Option<u64>,
     /// Evaluate on this OPA server instead of in-process.
     #[arg(long, env = "HELIOS_OPA_URL", value_name = "URL")]
     pub opa_url: Option<String>,
@@ -82,6 +94,10 @@ impl AdmissionArgs {
         };
         overrides.policy = self.policy.clone();
         overrides.opa_url = self.opa_url.clone();
+        overrides.data = self.data.clone();
+        overrides.package = self.package.clone();
+        overrides.rego_v0 = self.rego_v0;
+        overrides.time_limit_ms = self.time_limit_ms;
         overrides.scan_dir = self.scan_dir.clone();
         overrides.lacework = self.lacework;
         overrides.mode = self.mode.as_deref().map(str::parse::<Mode>).transpose()?;

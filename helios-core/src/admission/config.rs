@@ -107,6 +107,8 @@ pub struct PolicyConfig {
     pub opa_url: Option<String>,
     /// Execution limit of one embedded evaluation, in milliseconds.
     pub time_limit_ms: Option<u64>,
+    /// Parse the embedded policy as Rego v0 (pre-1.0 syntax).
+    pub rego_v0: bool,
 }
 
 /// Settings given on the command line or in the environment; each replaces the file's value.
@@ -122,6 +124,15 @@ pub struct Overrides {
     pub policy: Vec<PathBuf>,
     /// `--opa-url`: evaluate on OPA, replacing the file's policy.
     pub opa_url: Option<String>,
+    /// `--data` (repeatable): data files added to the embedded policy paths (with no `.rego`
+    /// among them, the shipped default policy reads them).
+    pub data: Vec<PathBuf>,
+    /// `--package`: the decision package.
+    pub package: Option<String>,
+    /// `--rego-v0`: parse the embedded policy as Rego v0.
+    pub rego_v0: bool,
+    /// `--time-limit-ms`: execution limit of one embedded evaluation.
+    pub time_limit_ms: Option<u64>,
     /// `--scan-dir`: scans from a directory, replacing the file's source.
     pub scan_dir: Option<PathBuf>,
     /// `--lacework`: scans from Lacework, replacing the file's source.
@@ -222,6 +233,18 @@ impl WebhookConfig {
             self.policy.opa_url = Some(url);
             self.policy.paths.clear();
         }
+        // Data joins whichever paths were chosen (the file's or `--policy`), as it does for
+        // `helios gate --policy … --data …`; with `opa_url` it is refused by `validate`.
+        self.policy.paths.extend(o.data);
+        if let Some(package) = o.package {
+            self.policy.package = Some(package);
+        }
+        if o.rego_v0 {
+            self.policy.rego_v0 = true;
+        }
+        if let Some(ms) = o.time_limit_ms {
+            self.policy.time_limit_ms = Some(ms);
+        }
         if let Some(dir) = o.scan_dir {
             self.scans.dir = Some(dir);
             self.scans.lacework = false;
@@ -316,7 +339,9 @@ impl WebhookConfig {
                     .build()?,
             ));
         }
-        let mut builder = EmbeddedEvaluator::builder().package(package);
+        let mut builder = EmbeddedEvaluator::builder()
+            .package(package)
+            .rego_v0(self.policy.rego_v0);
         for p in &self.policy.paths {
             builder = builder.policy_path(p);
         }

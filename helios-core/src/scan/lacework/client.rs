@@ -216,10 +216,7 @@ impl ClientBuilder {
         let missing = |what: &str, env: &str, key: &str| {
             Error::invalid(
                 "Lacework configuration",
-                format!(
-                    "{what} is not set: set {env}, `{key}` in a ~/.lacework.toml profile, or the \
-                     client builder"
-                ),
+                format!("{what} is not set: set {env} or `{key}` in a ~/.lacework.toml profile"),
             )
         };
         let base_text = match (&self.settings.server_url, &self.settings.account) {

@@ -74,6 +74,7 @@ pub(crate) fn resolve(
     profile: Option<&str>,
 ) -> Result<Settings> {
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    let from_env = profile.is_none() && var("LW_PROFILE").is_some();
     let name = profile
         .map(str::to_string)
         .or_else(|| var("LW_PROFILE"))
@@ -94,11 +95,13 @@ pub(crate) fn resolve(
             settings.api_secret = nonempty(&p.api_secret).map(Secret::new);
         }
         None if explicit => {
+            // Suggest unsetting LW_PROFILE only when that is where the name came from; a name
+            // given by the caller is theirs to correct.
+            let or_unset = if from_env { " or unset LW_PROFILE" } else { "" };
             return Err(Error::invalid(
                 "Lacework configuration",
                 format!(
-                    "profile {name:?} not found in {}; run `lacework configure --profile {name}` \
-                     or unset LW_PROFILE",
+                    "profile {name:?} not found in {}; run `lacework configure --profile {name}`{or_unset}",
                     profile_file
                         .map_or_else(|| "~/.lacework.toml".into(), |p| p.display().to_string())
                 ),
@@ -266,6 +269,11 @@ api_secret = "_prod_secret"
         let (_dir, path) = profile_file(FILE)?;
         let err = resolve(&env_of(&[("LW_PROFILE", "nope")]), Some(&path), None).err();
         assert!(matches!(err, Some(Error::InvalidInput { .. })), "{err:?}");
+        assert!(format!("{err:?}").contains("unset LW_PROFILE"), "{err:?}");
+        // A name the caller gave is not blamed on an LW_PROFILE that was never set.
+        let err = resolve(&env_of(&[]), Some(&path), Some("nope")).err();
+        assert!(matches!(err, Some(Error::InvalidInput { .. })), "{err:?}");
+        assert!(!format!("{err:?}").contains("LW_PROFILE"), "{err:?}");
         let s = resolve(
             &env_of(&[("LW_ACCOUNT", "x")]),
             Some(Path::new("/nonexistent/x")),

@@ -248,8 +248,10 @@ pub fn parse_rows(values: Vec<serde_json::Value>) -> Result<Vec<ContainerVulnRow
         .into_iter()
         .enumerate()
         .map(|(i, value)| {
-            serde_path_to_error::deserialize(value)
-                .map_err(|e| Error::invalid("Lacework row", format!("row {i}: {e}")))
+            // Rows are counted as people count them: the first is row 1.
+            serde_path_to_error::deserialize(value).map_err(|e| {
+                Error::invalid("Lacework row", format!("row {}: {e}", i.saturating_add(1)))
+            })
         })
         .collect()
 }
