@@ -26,13 +26,65 @@ if (!existsSync(path)) {
 }
 const native = require(path)
 
+/**
+ * The JSON path of the first value in `value` that JSON has no form for (a function, a symbol,
+ * or an object that contains itself), e.g. `$.ci.x`, with what is wrong; `null` when there is
+ * none. napi-rs rejects such arguments with `InvalidArg` but without saying where the value is.
+ * The walk stops at napi-rs's own nesting limit, so it cannot overflow the stack itself.
+ */
+function badValuePath(value, path = '$', seen = new Set(), depth = 0) {
+  const kind = typeof value
+  if (kind === 'function' || kind === 'symbol') return [path, `a ${kind} is not JSON`]
+  if (value === null || kind !== 'object' || depth > 256) return null
+  if (seen.has(value)) return [path, 'the value contains itself']
+  seen.add(value)
+  const entries = Array.isArray(value) ? value.map((v, i) => [`[${i}]`, v]) : Object.entries(value).map(([k, v]) => [`.${k}`, v])
+  for (const [step, child] of entries) {
+    const found = badValuePath(child, path + step, seen, depth + 1)
+    if (found) return found
+  }
+  seen.delete(value)
+  return null
+}
+
+/**
+ * Calls `fn`; when napi-rs rejects an argument (`InvalidArg`), names the value at fault in the
+ * message, as the Python binding does (`input: $.ci.x: …`). The walk runs only on that failure,
+ * so a good call costs nothing more.
+ */
+function namingBadValues(fn, named) {
+  return function (...args) {
+    try {
+      return fn.apply(this, args)
+    } catch (err) {
+      if (err && err.code === 'InvalidArg') {
+        for (const [name, value] of named(args)) {
+          const found = badValuePath(value)
+          if (found) {
+            err.message = `${name}: ${found[0]}: ${found[1]} (${err.message})`
+            break
+          }
+        }
+      }
+      throw err
+    }
+  }
+}
+
+const inputArg = (args) => [['input', args[0]]]
+const ciOption = (args) => [['ci', args[1] && args[1].ci]]
+
+class Evaluator extends native.Evaluator {}
+Evaluator.prototype.evaluate = namingBadValues(native.Evaluator.prototype.evaluate, inputArg)
+Evaluator.prototype.evaluateSync = namingBadValues(native.Evaluator.prototype.evaluateSync, inputArg)
+
 module.exports = {
-  evaluate: native.evaluate,
-  evaluateSync: native.evaluateSync,
-  Evaluator: native.Evaluator,
+  evaluate: namingBadValues(native.evaluate, inputArg),
+  evaluateSync: namingBadValues(native.evaluateSync, inputArg),
+  Evaluator,
   scan: native.scan,
-  gate: native.gate,
-  gateSync: native.gateSync,
+  gate: namingBadValues(native.gate, ciOption),
+  gateSync: namingBadValues(native.gateSync, ciOption),
   VERSION: native.VERSION,
   ERROR_CODES: Object.freeze(native.errorCodes()),
 }

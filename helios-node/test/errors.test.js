@@ -117,6 +117,42 @@ for (const options of [
   })
 }
 
+test('a value JSON cannot hold is named by its path, as in Python', () => {
+  const cases = [
+    [{ x: () => 1 }, 'input: $.ci.x: a function is not JSON'],
+    [{ list: [1, Symbol('s')] }, 'input: $.ci.list[1]: a symbol is not JSON'],
+    [{ a: { self: null }, b: { f() {} } }, 'input: $.ci.b.f: a function is not JSON'],
+  ]
+  for (const [ci, message] of cases) {
+    const input = clean()
+    input.ci = ci
+    for (const call of [
+      () => helios.evaluateSync(input),
+      () => helios.evaluate(input),
+      () => new helios.Evaluator().evaluateSync(input),
+      () => new helios.Evaluator().evaluate(input),
+    ]) {
+      assert.throws(call, (err) => {
+        assert.equal(err.code, 'InvalidArg')
+        assert.ok(err.message.startsWith(message), err.message)
+        return true
+      })
+    }
+  }
+  const loop = {}
+  loop.self = loop
+  const looping = clean()
+  looping.ci = { loop }
+  assert.throws(
+    () => helios.evaluateSync(looping),
+    (err) => err.code === 'InvalidArg' && err.message.startsWith('input: $.ci.loop.self: the value contains itself')
+  )
+  assert.throws(
+    () => helios.gateSync('nginx:1.25', { scanFile: 'x.json', ci: { build: { f: () => 1 } } }),
+    (err) => err.code === 'InvalidArg' && err.message.startsWith('ci: $.build.f: a function is not JSON')
+  )
+})
+
 test('values JSON cannot hold never crash', () => {
   const loop = {}
   loop.self = loop
