@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use helios_core::Error as CoreError;
-use helios_core::gate::{Gate, ScanFrom, resolve_with};
+use helios_core::gate::{Gate, ScanFrom};
 use helios_core::image::ImageRef;
 use helios_core::policy::EmbeddedBuilder;
+use helios_core::registry::resolve_with;
 use helios_core::registry::{RegistryConfig, Resolver};
 use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
 use napi::bindgen_prelude::{AsyncTask, Either, FromNapiValue, ToNapiValue, Unknown};

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use helios_core::gate::{Gate, ScanFrom, resolve_with};
+use helios_core::gate::{Gate, ScanFrom};
 use helios_core::image::ImageRef;
+use helios_core::registry::resolve_with;
 use helios_core::registry::{RegistryConfig, Resolver};
 use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use helios_core::gate::{Gate, ReportFormat, resolve_with};
+use helios_core::gate::{Gate, ReportFormat};
 use helios_core::image::ImageRef;
+use helios_core::registry::resolve_with;
 use helios_core::{Error, Result};
 use serde_json::{Map, Value};
 

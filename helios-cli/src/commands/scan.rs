@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use helios_core::Result;
-use helios_core::gate::{ScanFrom, resolve_with};
+use helios_core::gate::ScanFrom;
 use helios_core::image::ImageRef;
+use helios_core::registry::resolve_with;
 use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure};
 use helios_core::scan::{ScanReport, ScanStatus};
 

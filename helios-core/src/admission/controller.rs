@@ -19,7 +19,7 @@ use crate::image::ImageRef;
 use crate::policy::{
     ContainerType, Decision, INPUT_VERSION, PolicyEvaluator, PolicyInput, Stage, User, Workload,
 };
-use crate::registry::Resolver;
+use crate::registry::{Resolver, resolve_with};
 use crate::scan::lacework::{BudgetShare, ShareLedger};
 use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
 
@@ -663,21 +663,17 @@ impl AdmissionController {
         ImageRef,
         std::result::Result<ScanReport, (FailureKind, String)>,
     ) {
-        let image = match (&self.resolver, image.digest.is_none()) {
-            (Some(resolver), true) => {
-                match tokio::time::timeout_at(until, resolver.resolve(image.clone())).await {
-                    Err(_) => {
-                        let reason = deadline_reason("tag resolution", &self.config);
-                        return (image, Err((FailureKind::Deadline, reason)));
-                    }
-                    Ok(Err(e)) => {
-                        let reason = format!("cannot resolve the tag to a digest: {e}");
-                        return (image, Err((FailureKind::Resolve, reason)));
-                    }
-                    Ok(Ok(resolved)) => resolved,
-                }
+        let resolving = resolve_with(self.resolver.as_ref(), image.clone());
+        let image = match tokio::time::timeout_at(until, resolving).await {
+            Err(_) => {
+                let reason = deadline_reason("tag resolution", &self.config);
+                return (image, Err((FailureKind::Deadline, reason)));
             }
-            _ => image,
+            Ok(Err(e)) => {
+                let reason = format!("cannot resolve the tag to a digest: {e}");
+                return (image, Err((FailureKind::Resolve, reason)));
+            }
+            Ok(Ok(resolved)) => resolved,
         };
         let scan = self.scan(&image, lookup, until, share).await;
         (image, scan)

@@ -42,7 +42,7 @@ use crate::policy::{
     Container, Finding, INPUT_VERSION, PolicyEvaluator, PolicyInput, PolicyRef, Stage, User,
     Workload,
 };
-use crate::registry::Resolver;
+use crate::registry::{Resolver, resolve_with};
 use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
 
 pub use lister::{AUDITED_KINDS, AuditedKind, Lister};
@@ -364,17 +364,11 @@ impl Auditor {
                 self.lookup_timeout.as_millis()
             )
         };
-        let image = match (&self.resolver, image.digest.is_none()) {
-            (Some(resolver), true) => {
-                match tokio::time::timeout(self.lookup_timeout, resolver.resolve(image.clone()))
-                    .await
-                {
-                    Err(_) => return Err(timed_out("tag resolution")),
-                    Ok(Err(e)) => return Err(format!("cannot resolve the tag to a digest: {e}")),
-                    Ok(Ok(resolved)) => resolved,
-                }
-            }
-            _ => image.clone(),
+        let resolving = resolve_with(self.resolver.as_ref(), image.clone());
+        let image = match tokio::time::timeout(self.lookup_timeout, resolving).await {
+            Err(_) => return Err(timed_out("tag resolution")),
+            Ok(Err(e)) => return Err(format!("cannot resolve the tag to a digest: {e}")),
+            Ok(Ok(resolved)) => resolved,
         };
         // Read-only: an audit never requests on-demand scans, so it cannot flood the scanner
         // with requests for every image of the cluster; "no scan" goes to the policy.

@@ -12,7 +12,7 @@ use serde::ser::SerializeStruct;
 use crate::error::Result;
 use crate::image::ImageRef;
 use crate::policy::{Decision, EmbeddedEvaluator, PolicyEvaluator, PolicyInput};
-use crate::registry::Resolver;
+use crate::registry::{Resolver, resolve_with};
 use crate::scan::ScanReport;
 use crate::scan::lacework::{LaceworkLookup, scan_image};
 
@@ -96,14 +96,6 @@ impl<E: PolicyEvaluator> Gate<E> {
         let input = PolicyInput::for_ci(image, scan, ci);
         let decision = self.evaluator.evaluate(&input).await?;
         Ok(GateOutcome { decision, input })
-    }
-}
-
-/// `image` resolved by `resolver` when there is one, else unchanged.
-pub async fn resolve_with(resolver: Option<&Resolver>, image: ImageRef) -> Result<ImageRef> {
-    match resolver {
-        Some(r) => r.resolve(image).await,
-        None => Ok(image),
     }
 }
 

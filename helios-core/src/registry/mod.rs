@@ -209,6 +209,16 @@ impl Resolver {
     }
 }
 
+/// `image` resolved by `resolver` when there is one, else unchanged (as is a reference that
+/// already pins a digest): the one step every front end, the admission controller and the audit
+/// take before a scan lookup.
+pub async fn resolve_with(resolver: Option<&Resolver>, image: ImageRef) -> Result<ImageRef> {
+    match resolver {
+        Some(r) => r.resolve(image).await,
+        None => Ok(image),
+    }
+}
+
 /// Whether `HELIOS_NO_RESOLVE` (`true`, `1` or `yes`) turns tag resolution off, as
 /// `--no-resolve` does; the default of the Python and Node `gate`/`scan` too.
 pub fn no_resolve_from_env() -> bool {
