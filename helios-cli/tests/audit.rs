@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use helios_testkit::{ADMIN_TOKEN, ControlPlane};
 use serde_json::{Value, json};
@@ -25,47 +24,16 @@ fn deployment(name: &str, image: &str) -> Value {
     })
 }
 
-async fn post(
-    http: &reqwest::Client,
-    plane: &ControlPlane,
-    path: &str,
-    body: &Value,
-) -> TestResult {
-    let response = http
-        .post(format!("{}{path}", plane.url()))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(body)
-        .send()
-        .await?;
-    let status = response.status();
-    if status.as_u16() != 201 {
-        return Err(format!("POST {path}: {status} {}", response.text().await?).into());
-    }
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn helios_audit_lists_through_a_kubeconfig_and_writes_its_reports() -> TestResult {
     let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(60));
-    for cert in reqwest::Certificate::from_pem_bundle(&plane.ca_pem()?)? {
-        http = http.add_root_certificate(cert);
-    }
-    let http = http.build()?;
-    let started = Instant::now();
-    // Ready, and the namespace created (the API server answers 201 once it serves).
-    loop {
-        plane.check_running()?;
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
-        match post(&http, &plane, "/api/v1/namespaces", &ns).await {
-            Ok(()) => break,
-            Err(e) if started.elapsed() > Duration::from_secs(180) => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
+    let api = plane.api().await?;
+    api.namespace("shop").await?;
     let deployments = "/apis/apps/v1/namespaces/shop/deployments";
-    post(&http, &plane, deployments, &deployment("web", CLEAN)).await?;
-    post(&http, &plane, deployments, &deployment("bad", CRITICAL)).await?;
+    api.create_ok(deployments, &deployment("web", CLEAN))
+        .await?;
+    api.create_ok(deployments, &deployment("bad", CRITICAL))
+        .await?;
 
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("ca.crt"), plane.ca_pem()?)?;

@@ -18,7 +18,7 @@ use helios_core::policy::EmbeddedEvaluator;
 use helios_core::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
 use helios_core::scan::{CachedSource, ScanSource};
 use helios_lacework_emulator::{Emulator, Endpoint};
-use helios_testkit::{ADMIN_TOKEN, ControlPlane};
+use helios_testkit::{ADMIN_TOKEN, Answer, ControlPlane, KubeApi};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
@@ -109,90 +109,6 @@ fn auditor(source: Arc<dyn ScanSource>) -> TestResult<Auditor> {
     ))
 }
 
-/// The API server over REST as its administrator, for setting the scene.
-struct Rest {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Rest {
-    fn new(plane: &ControlPlane) -> TestResult<Self> {
-        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(60));
-        for cert in reqwest::Certificate::from_pem_bundle(&plane.ca_pem()?)? {
-            http = http.add_root_certificate(cert);
-        }
-        Ok(Rest {
-            http: http.build()?,
-            base: plane.url(),
-        })
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> TestResult<(u16, Value)> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        Ok((status, body))
-    }
-
-    async fn create(&self, path: &str, object: &Value) -> TestResult<Value> {
-        let (status, body) = self.call(reqwest::Method::POST, path, Some(object)).await?;
-        if status != 201 {
-            return Err(format!("POST {path}: {status} {body}").into());
-        }
-        Ok(body)
-    }
-
-    async fn get(&self, path: &str) -> TestResult<(u16, Value)> {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn delete(&self, path: &str) -> TestResult {
-        let (status, body) = self.call(reqwest::Method::DELETE, path, None).await?;
-        if status != 200 {
-            return Err(format!("DELETE {path}: {status} {body}").into());
-        }
-        Ok(())
-    }
-
-    async fn wait_ready(&self, plane: &ControlPlane) -> TestResult {
-        let started = Instant::now();
-        loop {
-            plane.check_running()?;
-            if let Ok((200, _)) = self.get("/readyz").await {
-                return Ok(());
-            }
-            if started.elapsed() > Duration::from_secs(180) {
-                return Err(format!("kube-apiserver not ready:\n{}", plane.log()).into());
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    /// Waits until `path` answers 200 (a new CRD is served a moment after it is created).
-    async fn wait_served(&self, path: &str) -> TestResult {
-        let started = Instant::now();
-        while self.get(path).await?.0 != 200 {
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err(format!("{path} never served").into());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        Ok(())
-    }
-}
-
 fn deployment(name: &str, image: &str) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -210,7 +126,7 @@ fn namespace(name: &str) -> Value {
 }
 
 /// Applies `deploy/audit.yaml` (the audit's ServiceAccount, ClusterRole, binding, CronJob).
-async fn apply_deploy_audit(rest: &Rest) -> TestResult {
+async fn apply_deploy_audit(rest: &KubeApi) -> TestResult {
     let text = std::fs::read_to_string(root().join("deploy/audit.yaml"))?;
     for document in yaml_serde::Deserializer::from_str(&text) {
         let object = Value::deserialize(document)?;
@@ -225,16 +141,16 @@ async fn apply_deploy_audit(rest: &Rest) -> TestResult {
             Some("CronJob") => "/apis/batch/v1/namespaces/helios-system/cronjobs".into(),
             other => return Err(format!("unexpected kind {other:?} in deploy/audit.yaml").into()),
         };
-        rest.create(&path, &object).await?;
+        rest.create_ok(&path, &object).await?;
     }
     Ok(())
 }
 
 /// A kubeconfig for the `helios-audit` ServiceAccount (a TokenRequest token), as a CronJob pod
 /// would have through its mounted token.
-async fn audit_kubeconfig(rest: &Rest, plane: &ControlPlane, dir: &Path) -> TestResult<PathBuf> {
+async fn audit_kubeconfig(rest: &KubeApi, plane: &ControlPlane, dir: &Path) -> TestResult<PathBuf> {
     let token = rest
-        .create(
+        .create_ok(
             "/api/v1/namespaces/helios-system/serviceaccounts/helios-audit/token",
             &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                 "spec": {"expirationSeconds": 3600}}),
@@ -263,16 +179,15 @@ const SHOP_REPORT: &str =
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestResult {
     let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let rest = Rest::new(&plane)?;
-    rest.wait_ready(&plane).await?;
+    let rest = plane.api().await?;
     for ns in ["shop", "batch", "helios-system"] {
-        rest.create("/api/v1/namespaces", &namespace(ns)).await?;
+        rest.create_ok("/api/v1/namespaces", &namespace(ns)).await?;
     }
     apply_deploy_audit(&rest).await?;
     let crd: Value = yaml_serde::from_str(&std::fs::read_to_string(
         root().join("tests/fixtures/policyreport/policyreports.wgpolicyk8s.io.yaml"),
     )?)?;
-    rest.create(
+    rest.create_ok(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
         &crd,
     )
@@ -291,12 +206,12 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     emu.add_rows(rows);
 
     let web = rest
-        .create(
+        .create_ok(
             SHOP_DEPLOYMENTS,
             &deployment("web", &image("audit/web", "e1")),
         )
         .await?;
-    rest.create(
+    rest.create_ok(
         SHOP_DEPLOYMENTS,
         &deployment("api", &image("audit/api", "e2")),
     )
@@ -304,7 +219,7 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     for i in 0..30 {
         let pair = &bulk[i % bulk.len()];
         let name = format!("bulk-{i}");
-        rest.create(
+        rest.create_ok(
             SHOP_DEPLOYMENTS,
             &deployment(&name, &image(&format!("audit/bulk-{pair}"), pair)),
         )
@@ -317,9 +232,9 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
         "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
             "restartPolicy": "OnFailure",
             "containers": [{"name": "job", "image": image("audit/web", "e1")}]}}}}}});
-    rest.create("/apis/batch/v1/namespaces/batch/cronjobs", &cron)
+    rest.create_ok("/apis/batch/v1/namespaces/batch/cronjobs", &cron)
         .await?;
-    rest.create(
+    rest.create_ok(
         "/apis/apps/v1/namespaces/kube-system/deployments",
         &deployment("system", &image("audit/api", "e2")),
     )
@@ -328,7 +243,7 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     rs["kind"] = json!("ReplicaSet");
     rs["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment",
         "name": "web", "uid": web["metadata"]["uid"], "controller": true}]);
-    rest.create("/apis/apps/v1/namespaces/shop/replicasets", &rs)
+    rest.create_ok("/apis/apps/v1/namespaces/shop/replicasets", &rs)
         .await?;
 
     // Audits run as the helios-audit ServiceAccount, paging 10 objects at a time.
@@ -367,7 +282,9 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
         synced.created,
         vec!["batch".to_string(), "shop".to_string()]
     );
-    let (status, shop) = rest.get(SHOP_REPORT).await?;
+    let Answer {
+        status, body: shop, ..
+    } = rest.get(SHOP_REPORT).await?;
     assert_eq!(status, 200, "{shop}");
     assert_eq!(shop["summary"]["pass"], 32);
     assert_eq!(shop["summary"]["fail"], 0);
@@ -432,7 +349,7 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
         synced.updated,
         vec!["batch".to_string(), "shop".to_string()]
     );
-    let (_, shop) = rest.get(SHOP_REPORT).await?;
+    let shop = rest.get(SHOP_REPORT).await?.body;
     assert_eq!(shop["summary"]["fail"], 1, "{shop}");
     assert_eq!(shop["summary"]["pass"], 31);
     let failed: Vec<&Value> = shop["results"]
@@ -487,7 +404,7 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
     }
 
     // Another tool's report in the same namespace.
-    rest.create(
+    rest.create_ok(
         "/apis/wgpolicyk8s.io/v1alpha2/namespaces/shop/policyreports",
         &json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
             "metadata": {"name": "other-tool"}, "summary": {"pass": 1}}),
@@ -496,21 +413,25 @@ async fn the_audit_reports_the_workload_whose_image_turned_critical() -> TestRes
 
     // 3. The vulnerable workload is gone: the report is updated; then the namespace has no
     //    workload left (its ReplicaSet too) and its report is pruned.
-    rest.delete(&format!("{SHOP_DEPLOYMENTS}/api")).await?;
+    rest.delete_ok(&format!("{SHOP_DEPLOYMENTS}/api")).await?;
     let (report, _) = run(lacework(&emu)?).await?;
     assert!(report.findings.is_empty(), "{}", report.to_markdown());
-    let (_, shop) = rest.get(SHOP_REPORT).await?;
+    let shop = rest.get(SHOP_REPORT).await?.body;
     assert_eq!(shop["summary"]["fail"], 0);
-    rest.delete(SHOP_DEPLOYMENTS).await?;
-    rest.delete("/apis/apps/v1/namespaces/shop/replicasets")
+    rest.delete_ok(SHOP_DEPLOYMENTS).await?;
+    rest.delete_ok("/apis/apps/v1/namespaces/shop/replicasets")
         .await?;
     let (report, synced) = run(lacework(&emu)?).await?;
     assert!(!report.namespaces.contains_key("shop"));
     assert_eq!(synced.pruned, vec!["shop".to_string()]);
-    assert_eq!(rest.get(SHOP_REPORT).await?.0, 404);
+    assert_eq!(rest.get(SHOP_REPORT).await?.status, 404);
     // A report Helios does not own is never pruned.
-    assert_eq!(rest.get(OTHER_REPORT).await?.0, 200);
-    let (status, batch) = rest
+    assert_eq!(rest.get(OTHER_REPORT).await?.status, 200);
+    let Answer {
+        status,
+        body: batch,
+        ..
+    } = rest
         .get("/apis/wgpolicyk8s.io/v1alpha2/namespaces/batch/policyreports/helios-audit")
         .await?;
     assert_eq!(status, 200, "{batch}");
@@ -583,8 +504,7 @@ async fn an_audit_of_1000_workloads_sharing_50_images_makes_at_most_50_lookups()
 #[tokio::test(flavor = "multi_thread")]
 async fn an_audit_of_1000_deployments_through_the_api_server_makes_50_lookups() -> TestResult {
     let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let rest = Arc::new(Rest::new(&plane)?);
-    rest.wait_ready(&plane).await?;
+    let rest = Arc::new(plane.api().await?);
     let emu = Emulator::builder().start().await?;
     let pairs: Vec<String> = (0..50).map(|i| format!("{:02x}", 0x10 + i)).collect();
     let mut rows = Vec::new();
@@ -593,7 +513,7 @@ async fn an_audit_of_1000_deployments_through_the_api_server_makes_50_lookups() 
     }
     emu.add_rows(rows);
     for t in 0..10 {
-        rest.create("/api/v1/namespaces", &namespace(&format!("team-{t}")))
+        rest.create_ok("/api/v1/namespaces", &namespace(&format!("team-{t}")))
             .await?;
     }
     let n = 1000;
@@ -608,7 +528,7 @@ async fn an_audit_of_1000_deployments_through_the_api_server_makes_50_lookups() 
                 let pair = &pairs[i % pairs.len()];
                 let path = format!("/apis/apps/v1/namespaces/team-{}/deployments", i % 10);
                 if let Err(e) = rest
-                    .create(
+                    .create_ok(
                         &path,
                         &deployment(
                             &format!("w{i}"),

@@ -18,7 +18,7 @@ use helios_core::policy::EmbeddedEvaluator;
 use helios_core::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
 use helios_core::scan::{CachedSource, DirSource, ScanSource};
 use helios_lacework_emulator::{Emulator, Endpoint};
-use helios_testkit::{ADMIN_TOKEN, ControlPlane};
+use helios_testkit::{Answer, ControlPlane, KubeApi};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use support::webhook::{TlsWebhook, serve_tls};
@@ -60,96 +60,18 @@ fn scan_dir() -> TestResult<Arc<dyn ScanSource>> {
     )?))
 }
 
-/// The API server, as the admin, over its own TLS.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
+/// The API server as the admin ([`KubeApi`]), with the webhook registration these tests need.
+struct Api(KubeApi);
 
-/// A response: status, body, and the `Warning` headers.
-struct Answer {
-    status: u16,
-    body: Value,
-    warnings: Vec<String>,
+impl std::ops::Deref for Api {
+    type Target = KubeApi;
+
+    fn deref(&self) -> &KubeApi {
+        &self.0
+    }
 }
 
 impl Api {
-    fn new(plane: &ControlPlane) -> TestResult<Self> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {ADMIN_TOKEN}").parse()?,
-        );
-        let mut http = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(Duration::from_secs(60));
-        for cert in reqwest::Certificate::from_pem_bundle(&plane.ca_pem()?)? {
-            http = http.add_root_certificate(cert);
-        }
-        Ok(Api {
-            http: http.build()?,
-            base: plane.url(),
-        })
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> TestResult<Answer> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let warnings = response
-            .headers()
-            .get_all("warning")
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_string))
-            .collect();
-        let text = response.text().await?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(Answer {
-            status,
-            body,
-            warnings,
-        })
-    }
-
-    /// Creates a namespace.
-    async fn namespace(&self, name: &str) -> TestResult {
-        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        let created = self.create("/api/v1/namespaces", &object).await?;
-        if created.status != 201 {
-            return Err(format!("namespace {name}: {} {}", created.status, created.body).into());
-        }
-        Ok(())
-    }
-
-    async fn create(&self, collection: &str, object: &Value) -> TestResult<Answer> {
-        self.send(reqwest::Method::POST, collection, Some(object))
-            .await
-    }
-
-    async fn wait_ready(&self, plane: &ControlPlane) -> TestResult {
-        let started = Instant::now();
-        loop {
-            plane.check_running()?;
-            if let Ok(answer) = self.send(reqwest::Method::GET, "/readyz", None).await
-                && answer.status == 200
-            {
-                return Ok(());
-            }
-            if started.elapsed() > Duration::from_secs(180) {
-                return Err(format!("kube-apiserver not ready:\n{}", plane.log()).into());
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
     /// Registers (or replaces) the shipped webhook configuration pointing at `url`.
     async fn register(&self, url: &str, ca_pem: &str, failure_policy: &str) -> TestResult {
         self.register_with(url, ca_pem, failure_policy, 5).await
@@ -226,8 +148,7 @@ impl Api {
 /// A ready control plane and its API as the admin.
 async fn control_plane() -> TestResult<(ControlPlane, Api)> {
     let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let api = Api::new(&plane)?;
-    api.wait_ready(&plane).await?;
+    let api = Api(plane.api().await?);
     Ok((plane, api))
 }
 

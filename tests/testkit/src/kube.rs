@@ -229,7 +229,7 @@ impl ControlPlane {
 
     /// Whether the API server is serving: its certificate is written and its port accepts.
     /// Readiness proper (`/readyz`, which needs TLS and the token) is for the caller's HTTP
-    /// client to poll; this crate stays free of an HTTP stack.
+    /// client to poll ([`ControlPlane::api`] does).
     fn readyz(&self) -> bool {
         self.dir
             .path()

@@ -9,18 +9,20 @@
 //! `scripts/install-tools.sh opa` builds there on first use (once; a minute or two).
 //!
 //! [`ControlPlane`] runs etcd and a real kube-apiserver (built from the `k8s.io/kubernetes` Go
-//! module) on loopback with a static admin token and an audit log.
+//! module) on loopback with a static admin token and an audit log; [`KubeApi`] is its REST API.
 //!
 //! [`Registry`] runs the real CNCF distribution registry (anonymous, or TLS + htpasswd) and
 //! drives `crane` to push images into it, both built the same way (`HELIOS_REGISTRY_BIN`,
 //! `HELIOS_CRANE_BIN` override).
 
 mod kube;
+mod kube_api;
 mod opa;
 mod registry;
 mod token;
 mod tools;
 
 pub use kube::{ADMIN_TOKEN, ControlPlane, etcd_binary, kube_apiserver_binary};
+pub use kube_api::{Answer, KubeApi};
 pub use opa::{OpaServer, OpaServerBuilder, StartError, free_port, opa_binary, workspace_root};
 pub use registry::{Registry, RegistryBuilder, crane_binary, registry_binary};
