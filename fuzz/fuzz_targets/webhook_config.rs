@@ -50,7 +50,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(config) = WebhookConfig::from_yaml(text) else {
         return;
     };
-    let _ = config.server_options();
     let world = world();
     let controller =
         AdmissionController::new(world.scans.clone(), world.policy.clone(), config.admission);

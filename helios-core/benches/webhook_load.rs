@@ -55,15 +55,22 @@ async fn main() -> Result<(), BoxError> {
         Arc::new(EmbeddedEvaluator::default_policy()?),
         ControllerConfig::default(),
     );
-    let (addr, running, _task) = serve(
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let _task = serve(
+        listener,
         controller,
         ServerOptions {
-            listen: "127.0.0.1:0".parse()?,
             tls_cert: dir.path().join("tls.crt"),
             tls_key: dir.path().join("tls.key"),
             reload_interval: Duration::from_secs(10),
+            grace: Duration::from_secs(1),
         },
         Arc::new(Metrics::new()),
+        async {
+            let _ = stopped.await;
+        },
     )
     .await?;
     let url = format!("https://localhost:{}/validate", addr.port());
@@ -141,6 +148,6 @@ async fn main() -> Result<(), BoxError> {
             ms(all.last().copied().unwrap_or_default()),
         );
     }
-    running.shutdown(Duration::from_secs(1));
+    let _ = stop.send(());
     Ok(())
 }

@@ -583,15 +583,19 @@ async fn certificate_rotation_while_the_api_server_calls_drops_nothing() -> Test
         Arc::new(EmbeddedEvaluator::default_policy()?),
         ControllerConfig::default(),
     );
-    let (addr, _running, _task) = serve(
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let _task = serve(
+        listener,
         controller,
         ServerOptions {
-            listen: "127.0.0.1:0".parse()?,
             tls_cert: cert_file.clone(),
             tls_key: key_file.clone(),
             reload_interval: Duration::from_millis(100),
+            grace: Duration::from_secs(1),
         },
         Arc::new(Metrics::new()),
+        std::future::pending(),
     )
     .await?;
     let url = format!("https://{addr}/validate");

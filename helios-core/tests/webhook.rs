@@ -97,15 +97,19 @@ async fn start(
         config,
     );
     let metrics = Arc::new(Metrics::new());
-    let (addr, _running, _task) = serve(
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let _task = serve(
+        listener,
         controller,
         ServerOptions {
-            listen: "127.0.0.1:0".parse()?,
             tls_cert: dir.path().join("tls.crt"),
             tls_key: dir.path().join("tls.key"),
             reload_interval: Duration::from_millis(50),
+            grace: Duration::from_secs(1),
         },
         metrics.clone(),
+        std::future::pending(),
     )
     .await?;
     let path = dir.path().to_path_buf();

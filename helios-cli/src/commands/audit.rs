@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use helios_core::admission::config::Overrides;
 use helios_core::audit::{AuditMetrics, Auditor, Lister, policy_report};
 use helios_core::{Error, Result};
 
@@ -71,7 +70,7 @@ pub struct AuditArgs {
 /// Runs one audit. Exit 0 when no workload would be denied, 1 when some would (verdict `deny`
 /// or `fail_closed`; 0 with `--exit-zero`), 2 on errors.
 pub async fn run(args: AuditArgs) -> Result<u8> {
-    let config = args.admission.config(Overrides::default())?;
+    let config = args.admission.config()?;
     let lister = match &args.kubeconfig {
         Some(path) => Lister::from_kubeconfig(path, args.context.as_deref()).await?,
         None => Lister::infer().await?,

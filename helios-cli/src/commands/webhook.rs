@@ -3,11 +3,18 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
-use helios_core::Result;
-use helios_core::admission::config::{Overrides, WebhookConfig};
+use helios_core::admission::config::WebhookConfig;
+use helios_core::admission::server::{Metrics, ServerOptions, serve};
 use helios_core::admission::{AdmissionReview, FailurePolicy, Mode};
+use helios_core::{Error, Result};
+
+/// How long in-flight reviews may take to finish after SIGTERM: within the Pod's default
+/// termination grace period of 30 s.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings of the admission controller: a YAML file, overridden by flags and environment.
 #[derive(Debug, Args)]
@@ -87,29 +94,84 @@ pub struct ReviewArgs {
 }
 
 impl AdmissionArgs {
-    pub(crate) fn config(&self, mut overrides: Overrides) -> Result<WebhookConfig> {
-        let base = match &self.config {
-            Some(path) => WebhookConfig::from_file(path)?,
-            None => WebhookConfig::default(),
-        };
-        overrides.policy = self.policy.clone();
-        overrides.opa_url = self.opa_url.clone();
-        overrides.data = self.data.clone();
-        overrides.package = self.package.clone();
-        overrides.rego_v0 = self.rego_v0;
-        overrides.time_limit_ms = self.time_limit_ms;
-        overrides.scan_dir = self.scan_dir.clone();
-        overrides.lacework = self.lacework;
-        overrides.mode = self.mode.as_deref().map(str::parse::<Mode>).transpose()?;
-        overrides.failure_policy = self
-            .failure_policy
-            .as_deref()
-            .map(str::parse::<FailurePolicy>)
-            .transpose()?;
-        overrides.deadline_ms = self.deadline_ms;
-        overrides.no_resolve = self.no_resolve;
-        overrides.pin_digests = self.pin_digests;
-        base.with_overrides(overrides)
+    /// The configuration file (or the defaults), with these flags applied, validated.
+    pub(crate) fn config(&self) -> Result<WebhookConfig> {
+        let mut config = self.base()?;
+        self.apply(&mut config)?;
+        config.validate()
+    }
+
+    fn base(&self) -> Result<WebhookConfig> {
+        match &self.config {
+            Some(path) => WebhookConfig::from_file(path),
+            None => Ok(WebhookConfig::default()),
+        }
+    }
+
+    /// Replaces the file's values with those given as flags or in the environment.
+    fn apply(&self, config: &mut WebhookConfig) -> Result<()> {
+        if !self.policy.is_empty() {
+            config.policy.paths = self.policy.clone();
+            config.policy.opa_url = None;
+        }
+        if let Some(url) = &self.opa_url {
+            config.policy.opa_url = Some(url.clone());
+            config.policy.paths.clear();
+        }
+        // Data joins whichever paths were chosen (the file's or `--policy`), as it does for
+        // `helios gate --policy … --data …`; with `opa_url` it is refused by `validate`.
+        config.policy.paths.extend(self.data.iter().cloned());
+        if let Some(package) = &self.package {
+            config.policy.package = Some(package.clone());
+        }
+        if self.rego_v0 {
+            config.policy.rego_v0 = true;
+        }
+        if let Some(ms) = self.time_limit_ms {
+            config.policy.time_limit_ms = Some(ms);
+        }
+        if let Some(dir) = &self.scan_dir {
+            config.scans.dir = Some(dir.clone());
+            config.scans.lacework = false;
+        }
+        if self.lacework {
+            config.scans.lacework = true;
+            config.scans.dir = None;
+        }
+        if let Some(mode) = &self.mode {
+            config.admission.mode = mode.parse::<Mode>()?;
+        }
+        if let Some(fp) = &self.failure_policy {
+            config.admission.failure_policy = fp.parse::<FailurePolicy>()?;
+        }
+        if let Some(ms) = self.deadline_ms {
+            config.admission.deadline_ms = ms;
+        }
+        if self.no_resolve {
+            config.registry.resolve = false;
+        }
+        if self.pin_digests {
+            config.registry.pin_digests = true;
+        }
+        Ok(())
+    }
+}
+
+impl WebhookArgs {
+    /// The webhook's configuration: the file, the admission flags, then the listener's.
+    fn config(&self) -> Result<WebhookConfig> {
+        let mut config = self.admission.base()?;
+        self.admission.apply(&mut config)?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(cert) = &self.tls_cert {
+            config.tls.cert = cert.clone();
+        }
+        if let Some(key) = &self.tls_key {
+            config.tls.key = key.clone();
+        }
+        config.validate()
     }
 }
 
@@ -124,24 +186,65 @@ fn init_logging() {
         .try_init();
 }
 
-/// Runs the webhook until SIGTERM / Ctrl-C.
+/// Runs the webhook until SIGTERM / Ctrl-C, then drains in-flight reviews (up to
+/// [`SHUTDOWN_GRACE`]).
 pub async fn run_webhook(args: WebhookArgs) -> Result<u8> {
     init_logging();
-    let config = args.admission.config(Overrides {
-        listen: args.listen,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        ..Default::default()
+    let config = args.config()?;
+    let controller = config.controller()?;
+    let metrics = Arc::new(Metrics::new());
+    let _audit = helios_core::audit::background::start(&config, &controller, &metrics).await?;
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|e| Error::Unavailable {
+        service: format!("webhook listener on {}", config.listen),
+        reason: e.to_string(),
     })?;
-    helios_core::admission::server::run(&config).await?;
+    let options = ServerOptions {
+        tls_cert: config.tls.cert.clone(),
+        tls_key: config.tls.key.clone(),
+        reload_interval: Duration::from_millis(config.tls.reload_interval_ms),
+        grace: SHUTDOWN_GRACE,
+    };
+    let task = serve(listener, controller, options, metrics, shutdown_signal()).await?;
+    match task.await {
+        Ok(result) => result?,
+        Err(e) => {
+            return Err(Error::Unavailable {
+                service: "webhook server".into(),
+                reason: e.to_string(),
+            });
+        }
+    }
     Ok(0)
+}
+
+/// Completes on SIGTERM (what Kubernetes sends a terminating Pod) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Reviews one AdmissionReview and prints the response review. Exit 0 whenever a response was
 /// produced (allowed or not); an invalid review is an error (exit 2).
 pub async fn run_review(args: ReviewArgs) -> Result<u8> {
     init_logging();
-    let config = args.admission.config(Overrides::default())?;
+    let config = args.admission.config()?;
     let text = super::read_input(&args.file)?;
     let review = AdmissionReview::from_slice(text.as_bytes())?;
     let controller = config.controller()?;

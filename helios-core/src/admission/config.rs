@@ -20,7 +20,10 @@
 //! ```
 //!
 //! Every field has a default; unknown fields are errors, so a typo never silently changes
-//! behaviour. Command-line flags and environment variables override the file.
+//! behaviour. The file describes the webhook only: a program reading it applies its own
+//! settings to the [`WebhookConfig`] (the `helios` CLI's flags and environment variables replace
+//! the file's values), then calls [`WebhookConfig::validate`]. The configuration builds the
+//! parts (controller, scan source, evaluator, resolver); the HTTPS server takes them built.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,8 +32,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::admission::server::ServerOptions;
-use crate::admission::{AdmissionController, ControllerConfig, FailurePolicy, Mode};
+use crate::admission::{AdmissionController, ControllerConfig};
 use crate::error::{Error, Result};
 use crate::policy::{EmbeddedEvaluator, OpaEvaluator, Package, PolicyEvaluator};
 use crate::registry::{RegistryConfig, Resolver};
@@ -111,44 +113,6 @@ pub struct PolicyConfig {
     pub rego_v0: bool,
 }
 
-/// Settings given on the command line or in the environment; each replaces the file's value.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `--listen`.
-    pub listen: Option<SocketAddr>,
-    /// `--tls-cert`.
-    pub tls_cert: Option<PathBuf>,
-    /// `--tls-key`.
-    pub tls_key: Option<PathBuf>,
-    /// `--policy` (repeatable): embedded policy paths, replacing the file's policy.
-    pub policy: Vec<PathBuf>,
-    /// `--opa-url`: evaluate on OPA, replacing the file's policy.
-    pub opa_url: Option<String>,
-    /// `--data` (repeatable): data files added to the embedded policy paths (with no `.rego`
-    /// among them, the shipped default policy reads them).
-    pub data: Vec<PathBuf>,
-    /// `--package`: the decision package.
-    pub package: Option<String>,
-    /// `--rego-v0`: parse the embedded policy as Rego v0.
-    pub rego_v0: bool,
-    /// `--time-limit-ms`: execution limit of one embedded evaluation.
-    pub time_limit_ms: Option<u64>,
-    /// `--scan-dir`: scans from a directory, replacing the file's source.
-    pub scan_dir: Option<PathBuf>,
-    /// `--lacework`: scans from Lacework, replacing the file's source.
-    pub lacework: bool,
-    /// `--mode`: the default mode.
-    pub mode: Option<Mode>,
-    /// `--failure-policy`.
-    pub failure_policy: Option<FailurePolicy>,
-    /// `--deadline-ms`.
-    pub deadline_ms: Option<u64>,
-    /// `--no-resolve`: look tag-only images up as written.
-    pub no_resolve: bool,
-    /// `--pin-digests`: answer `/mutate` with pinning patches.
-    pub pin_digests: bool,
-}
-
 /// Where scans come from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -182,7 +146,7 @@ impl WebhookConfig {
         config.validate()
     }
 
-    /// Checks what the types alone do not.
+    /// Checks what the types alone do not (run it again after changing a parsed configuration).
     pub fn validate(self) -> Result<Self> {
         #[cfg(feature = "audit")]
         self.audit.interval()?;
@@ -212,63 +176,6 @@ impl WebhookConfig {
             ));
         }
         Ok(self)
-    }
-
-    /// Applies command-line / environment settings, then validates again.
-    pub fn with_overrides(mut self, o: Overrides) -> Result<Self> {
-        if let Some(listen) = o.listen {
-            self.listen = listen;
-        }
-        if let Some(cert) = o.tls_cert {
-            self.tls.cert = cert;
-        }
-        if let Some(key) = o.tls_key {
-            self.tls.key = key;
-        }
-        if !o.policy.is_empty() {
-            self.policy.paths = o.policy;
-            self.policy.opa_url = None;
-        }
-        if let Some(url) = o.opa_url {
-            self.policy.opa_url = Some(url);
-            self.policy.paths.clear();
-        }
-        // Data joins whichever paths were chosen (the file's or `--policy`), as it does for
-        // `helios gate --policy … --data …`; with `opa_url` it is refused by `validate`.
-        self.policy.paths.extend(o.data);
-        if let Some(package) = o.package {
-            self.policy.package = Some(package);
-        }
-        if o.rego_v0 {
-            self.policy.rego_v0 = true;
-        }
-        if let Some(ms) = o.time_limit_ms {
-            self.policy.time_limit_ms = Some(ms);
-        }
-        if let Some(dir) = o.scan_dir {
-            self.scans.dir = Some(dir);
-            self.scans.lacework = false;
-        }
-        if o.lacework {
-            self.scans.lacework = true;
-            self.scans.dir = None;
-        }
-        if let Some(mode) = o.mode {
-            self.admission.mode = mode;
-        }
-        if let Some(fp) = o.failure_policy {
-            self.admission.failure_policy = fp;
-        }
-        if let Some(ms) = o.deadline_ms {
-            self.admission.deadline_ms = ms;
-        }
-        if o.no_resolve {
-            self.registry.resolve = false;
-        }
-        if o.pin_digests {
-            self.registry.pin_digests = true;
-        }
-        self.validate()
     }
 
     /// Builds the configured scan source: a directory of scan files, or Lacework (credentials
@@ -311,16 +218,6 @@ impl WebhookConfig {
         )
         .with_resolver(resolver)
         .with_pinning(self.registry.pin_digests))
-    }
-
-    /// The server options of this configuration.
-    pub fn server_options(&self) -> ServerOptions {
-        ServerOptions {
-            listen: self.listen,
-            tls_cert: self.tls.cert.clone(),
-            tls_key: self.tls.key.clone(),
-            reload_interval: Duration::from_millis(self.tls.reload_interval_ms),
-        }
     }
 
     /// Builds the configured policy evaluator.

@@ -7,22 +7,29 @@
 //!                 ◄── allow | 403 with reasons, warnings, auditAnnotations ◄──┘
 //! ```
 //!
-//! The controller is framework-independent (review in, review out); the HTTPS server behind the
-//! `webhook` feature wraps it.
+//! The controller is framework-independent (review in, review out) and split by what each part
+//! holds: its `settings`, the `targets` of a review (a pure selection), the per-image `check`
+//! and the `response` builder (a pure function from checked images to the answer). The HTTPS
+//! server behind the `webhook` feature wraps it; binding a port and handling signals is the
+//! embedding program's (the `helios` CLI's) business.
 
+mod check;
 mod controller;
 pub mod images;
 mod limits;
 pub mod mutate;
+mod response;
 mod review;
+mod settings;
+mod targets;
 
-pub use controller::{
-    AdmissionController, ControllerConfig, DEFAULT_DEADLINE, DEFAULT_OWN_NAMESPACE, FailureKind,
-    FailurePolicy, Mode, ReviewOutcome, UnavailableScans, UnknownKinds, Verdict,
+pub use controller::AdmissionController;
+pub use response::{FailureKind, ReviewOutcome, Verdict};
+pub use settings::{
+    ControllerConfig, DEFAULT_DEADLINE, DEFAULT_OWN_NAMESPACE, FailurePolicy, Mode,
+    UnavailableScans, UnknownKinds,
 };
 // The audit skips the same controller-made children as admission.
-#[cfg(feature = "audit")]
-pub(crate) use controller::is_workload_kind;
 pub use images::ContainerImage;
 pub use limits::{DEFAULT_MAX_CONTAINERS, DEFAULT_MAX_IMAGES, ReviewLimits};
 pub use review::{
@@ -30,6 +37,8 @@ pub use review::{
     MAX_WARNING_LEN, MAX_WARNINGS_TOTAL, META_API_VERSION_V1, META_API_VERSION_V1BETA1, META_KIND,
     Operation, Status, UserInfo, is_valid_annotation_key,
 };
+#[cfg(feature = "audit")]
+pub(crate) use targets::is_workload_kind;
 
 #[cfg(feature = "webhook")]
 pub mod config;

@@ -4,8 +4,13 @@
 //! Routes: `POST /validate` (the AdmissionReview endpoint), `POST /mutate` (opt-in digest
 //! pinning), `GET /healthz`, `GET /readyz`,
 //! `GET /metrics` (Prometheus text format).
+//!
+//! The server takes parts already built (a controller, certificate files, a bound listener, a
+//! shutdown future); it neither reads the configuration file nor handles signals, so a program
+//! can embed the webhook: mount [`router`] in its own axum app, or [`serve`] it over TLS.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,17 +45,18 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest time a request's headers may take to arrive on a kept-alive connection.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where and how the webhook listens.
+/// How [`serve`] serves: its certificate and how it stops.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// Listen address, e.g. `0.0.0.0:8443`.
-    pub listen: SocketAddr,
     /// PEM certificate chain.
     pub tls_cert: PathBuf,
     /// PEM private key.
     pub tls_key: PathBuf,
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
+    /// Once shutdown is asked, how long in-flight reviews may take to finish before their
+    /// connections are closed.
+    pub grace: Duration,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -305,26 +311,23 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// A running webhook server.
-#[derive(Debug, Clone)]
-pub struct Running {
-    handle: Handle<SocketAddr>,
-}
-
-impl Running {
-    /// Stops accepting connections and lets in-flight reviews finish (up to `grace`).
-    pub fn shutdown(&self, grace: Duration) {
-        self.handle.graceful_shutdown(Some(grace));
-    }
-}
-
-/// Starts the HTTPS webhook and returns its bound address once it is listening (use port 0
-/// to pick a free port), and a handle to stop it. The server runs on spawned tasks.
+/// Serves the webhook over HTTPS on `listener` (bound by the caller: port 0 picks a free port,
+/// read it with [`TcpListener::local_addr`]) until `shutdown` completes, then stops accepting
+/// connections and lets in-flight reviews finish for up to [`ServerOptions::grace`].
+///
+/// Returns once the certificate is loaded and the server accepts connections (`/readyz` then
+/// answers ok), with the task that serves; it ends when the drain is over. Fails when the
+/// certificate files cannot be read or the listener cannot be used.
 pub async fn serve(
+    listener: TcpListener,
     controller: AdmissionController,
     options: ServerOptions,
     metrics: Arc<Metrics>,
-) -> Result<(SocketAddr, Running, tokio::task::JoinHandle<Result<()>>)> {
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<Result<()>>> {
+    let listen = listener
+        .local_addr()
+        .map_err(|e| unavailable("the given socket", e))?;
     let tls = RustlsConfig::from_pem_file(&options.tls_cert, &options.tls_key)
         .await
         .map_err(|e| tls_error(&options, e))?;
@@ -333,7 +336,8 @@ pub async fn serve(
     let handle: Handle<SocketAddr> = Handle::new();
     // A connection that sends no request in time is closed, so idle or slow clients cannot hold
     // the webhook's connections (the TLS handshake has its own timeout in the acceptor).
-    let mut server = axum_server::bind_rustls(options.listen, tls.clone())
+    let mut server = axum_server::from_tcp_rustls(listener, tls.clone())
+        .map_err(|e| unavailable(listen, e))?
         .handle(handle.clone())
         .first_request_timeout(Duration::from_secs(10));
     // Later requests on a kept-alive connection get the same bound on their headers
@@ -342,28 +346,36 @@ pub async fn serve(
         .http_builder()
         .http1()
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let listen = options.listen;
+    let grace = options.grace;
     let watcher = tokio::spawn(watch_certificates(tls, options));
+    let stop = handle.clone();
+    let stopper = tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!(target: "helios::admission", "shutting down");
+        stop.graceful_shutdown(Some(grace));
+    });
     let task = tokio::spawn(async move {
         let served = server.serve(app.into_make_service()).await;
         watcher.abort();
-        served.map_err(|e| Error::Unavailable {
-            service: format!("webhook listener on {listen}"),
-            reason: e.to_string(),
-        })
+        stopper.abort();
+        served.map_err(|e| unavailable(listen, e))
     });
     let Some(addr) = handle.listening().await else {
         return Err(match task.await {
             Ok(Err(e)) => e,
-            _ => Error::Unavailable {
-                service: format!("webhook listener on {listen}"),
-                reason: "the server stopped before listening".into(),
-            },
+            _ => unavailable(listen, "the server stopped before listening"),
         });
     };
     ready.store(true, Ordering::Relaxed);
     tracing::info!(target: "helios::admission", %addr, "webhook listening");
-    Ok((addr, Running { handle }, task))
+    Ok(task)
+}
+
+fn unavailable(listen: impl std::fmt::Display, reason: impl ToString) -> Error {
+    Error::Unavailable {
+        service: format!("webhook listener on {listen}"),
+        reason: reason.to_string(),
+    }
 }
 
 fn tls_error(options: &ServerOptions, e: std::io::Error) -> Error {
@@ -405,50 +417,5 @@ async fn watch_certificates(tls: RustlsConfig, options: ServerOptions) {
                 tracing::warn!(target: "helios::admission", error = %tls_error(&options, e), "TLS certificate reload failed; keeping the previous one")
             }
         }
-    }
-}
-
-/// Runs the webhook of `config` until SIGTERM or Ctrl-C, then drains in-flight reviews (up to
-/// 10 s, within the Pod's default termination grace period).
-pub async fn run(config: &crate::admission::config::WebhookConfig) -> Result<()> {
-    let controller = config.controller()?;
-    let metrics = Arc::new(Metrics::new());
-    #[cfg(feature = "audit")]
-    let _audit = crate::audit::background::start(config, &controller, &metrics).await?;
-    let (_addr, running, task) = serve(controller, config.server_options(), metrics).await?;
-    let stop = running.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!(target: "helios::admission", "shutting down");
-        stop.shutdown(Duration::from_secs(10));
-    });
-    match task.await {
-        Ok(result) => result,
-        Err(e) => Err(Error::Unavailable {
-            service: "webhook server".into(),
-            reason: e.to_string(),
-        }),
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -106,12 +106,29 @@ pub struct User {
 impl PolicyInput {
     /// The input of a CI gate: stage `ci`, no workload, the caller's CI context.
     pub fn for_ci(image: ImageRef, scan: ScanReport, ci: Option<serde_json::Value>) -> Self {
+        Self::new(Stage::Ci, image, scan, None, ci)
+    }
+
+    /// The input of an admission review: stage `admission`, the container's workload, no CI
+    /// context.
+    pub fn for_admission(image: ImageRef, scan: ScanReport, workload: Workload) -> Self {
+        Self::new(Stage::Admission, image, scan, Some(workload), None)
+    }
+
+    /// The one builder of the contract's current version.
+    fn new(
+        stage: Stage,
+        image: ImageRef,
+        scan: ScanReport,
+        workload: Option<Workload>,
+        ci: Option<serde_json::Value>,
+    ) -> Self {
         PolicyInput {
             version: INPUT_VERSION,
-            stage: Stage::Ci,
+            stage,
             image,
             scan,
-            workload: None,
+            workload,
             ci,
         }
     }
@@ -146,5 +163,51 @@ impl PolicyInput {
             .check_summary()
             .map_err(|e| Error::invalid("policy input", format!("scan: {e}")))?;
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::ScanStatus;
+
+    #[test]
+    fn ci_and_admission_inputs_come_from_one_builder() -> Result<()> {
+        let image = ImageRef::parse("registry.example/app:1")?;
+        let scan = ScanReport::without_findings(ScanStatus::NotFound, "dir", None);
+        let ci = PolicyInput::for_ci(
+            image.clone(),
+            scan.clone(),
+            Some(serde_json::json!({"run": 7})),
+        );
+        assert_eq!((ci.version, ci.stage), (INPUT_VERSION, Stage::Ci));
+        assert_eq!(ci.workload, None);
+
+        let workload = Workload {
+            kind: "Pod".into(),
+            namespace: Some("shop".into()),
+            name: Some("web".into()),
+            operation: "CREATE".into(),
+            container: Container {
+                name: "app".into(),
+                kind: ContainerType::Container,
+            },
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            user: User::default(),
+        };
+        let admission = PolicyInput::for_admission(image, scan, workload.clone());
+        assert_eq!(
+            (admission.version, admission.stage),
+            (INPUT_VERSION, Stage::Admission)
+        );
+        assert_eq!(admission.workload, Some(workload));
+        assert_eq!(admission.ci, None);
+        // What either builds is a valid input of the contract.
+        let back = PolicyInput::from_value(
+            serde_json::to_value(&admission).map_err(|e| Error::invalid("test", e))?,
+        )?;
+        assert_eq!(back, admission);
+        Ok(())
     }
 }

@@ -37,15 +37,19 @@ pub async fn serve_tls(
     std::fs::write(&cert_file, key.cert.pem())?;
     std::fs::write(&key_file, key.signing_key.serialize_pem())?;
     let metrics = Arc::new(Metrics::new());
-    let (addr, _running, _task) = serve(
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let _task = serve(
+        listener,
         controller,
         ServerOptions {
-            listen: "127.0.0.1:0".parse()?,
             tls_cert: cert_file.clone(),
             tls_key: key_file.clone(),
             reload_interval: reload,
+            grace: Duration::from_secs(1),
         },
         metrics.clone(),
+        std::future::pending(),
     )
     .await?;
     Ok(TlsWebhook {
