@@ -149,17 +149,10 @@ async fn webhook_serves_reviews_over_tls_from_a_config_file() -> TestResult {
         )
         .build()?;
     let base = format!("https://localhost:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            ready = r.status().is_success();
-            if ready {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "helios webhook did not become ready");
+    assert!(
+        wait_ready(&client, &base).await,
+        "helios webhook did not become ready"
+    );
     let body =
         std::fs::read(root().join("tests/fixtures/admission/deployment-digest-critical.json"))?;
     let resp = client
@@ -176,6 +169,81 @@ async fn webhook_serves_reviews_over_tls_from_a_config_file() -> TestResult {
             .contains("registry.example.com/team/critical")
     );
     Ok(())
+}
+
+/// Polls `/readyz` for up to 10 s.
+async fn wait_ready(client: &reqwest::Client, base: &str) -> bool {
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// `--listen` and `--tls-cert`/`--tls-key` replace the file's values (the CLI applies its flags
+/// to the parsed file), and SIGTERM stops the webhook cleanly: exit 0 after the drain.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_flags_replace_the_file_and_sigterm_stops_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
+    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = dir.path().join("helios.yaml");
+    // The file names a port nobody can bind and certificate files that do not exist.
+    std::fs::write(
+        &config,
+        "listen: 192.0.2.1:1
+tls:
+  cert: /nonexistent/tls.crt
+  key: /nonexistent/tls.key
+",
+    )?;
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_helios"))
+            .args(["webhook", "--config"])
+            .arg(&config)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--tls-cert"])
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.path().join("tls.key"))
+            .args(["--scan-dir", SCANS])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes())?)
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .build()?;
+    assert!(
+        wait_ready(&client, &format!("https://localhost:{port}")).await,
+        "helios webhook did not become ready on the --listen address"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()?;
+    assert!(killed.success());
+    for _ in 0..150 {
+        if let Some(status) = server.0.try_wait()? {
+            assert_eq!(status.code(), Some(0), "exit after SIGTERM");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("helios webhook did not stop within 15 s of SIGTERM");
 }
 
 /// `helios review` takes the policy flags of every deciding command: `--data` (here an
