@@ -65,7 +65,8 @@ pub enum FailureKind {
     Policy,
     /// The review deadline passed.
     Deadline,
-    /// A per-review limit ([`ReviewLimits`]) left the container unchecked.
+    /// A per-review limit ([`ReviewLimits`](crate::admission::ReviewLimits)) left the container
+    /// unchecked.
     Limit,
     /// A tag could not be resolved to its digest at the registry (401, 404, down, timeout).
     Resolve,
