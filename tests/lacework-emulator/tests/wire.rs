@@ -74,7 +74,10 @@ async fn unknown_paths_and_methods_are_404_not_found_and_not_counted() {
         ("DELETE", "/api/v2/Vulnerabilities/Containers/search"),
         ("POST", "/api/v2/Vulnerabilities/Containers/search/abc.1.2"),
         ("HEAD", "/api/v2/Vulnerabilities/Containers/search/abc.1.2"),
-        ("GET", "/api/v2/VulnerabilityObservations/ImageSummary/search"),
+        (
+            "GET",
+            "/api/v2/VulnerabilityObservations/ImageSummary/search",
+        ),
         ("GET", "/api/v2/Vulnerabilities/Containers/scan"),
         ("POST", "/api/v2/Vulnerabilities/Containers/scan/abc"),
         ("PATCH", "/api/v2/Vulnerabilities/Containers/scan/abc"),
@@ -142,7 +145,10 @@ async fn admin_answers() {
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
     );
     let answer = raw(&emu, "POST", "/__admin/reset", &[], "").await;
-    assert_eq!(answer, "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+    assert_eq!(
+        answer,
+        "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"
+    );
     let answer = raw(&emu, "POST", "/__admin/faults", &[], "{").await;
     assert!(
         answer.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"),
@@ -209,10 +215,15 @@ async fn api_answers_carry_rate_limit_headers_and_check_tokens() {
     )
     .await;
     assert!(
-        answer.starts_with("HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: "),
+        answer.starts_with(
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: "
+        ),
         "{answer}"
     );
-    assert!(answer.contains("\r\nratelimit-remaining: 0\r\n"), "{answer}");
+    assert!(
+        answer.contains("\r\nratelimit-remaining: 0\r\n"),
+        "{answer}"
+    );
     assert!(
         answer.ends_with("{\"message\":\"Rate limit exceeded\"}"),
         "{answer}"
