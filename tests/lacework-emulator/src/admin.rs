@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::auth;
 use crate::faults::Fault;
 use crate::fixtures;
-use crate::http::{json_response, lw_error};
+use crate::http::{LwError, json_response, lw_error};
 use crate::state::{Shared, lock};
 
 /// The admin routes; any other `/__admin/…` call, or another method, is 404
@@ -118,18 +118,11 @@ async fn clear_faults(State(shared): State<Shared>) -> Response {
 }
 
 /// The entries of an admin upload, `{"data": [...]}` or an array; the 400 names `what`.
-fn upload(body: &[u8], what: &str) -> Result<Vec<Value>, Response> {
+fn upload(body: &[u8], what: &str) -> Result<Vec<Value>, LwError> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(v @ (Value::Array(_) | Value::Object(_))) => fixtures::entries(v).ok_or_else(|| {
-            lw_error(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"data\": [{what}]}}"),
-            )
-        }),
-        _ => Err(lw_error(
-            StatusCode::BAD_REQUEST,
-            &format!("expected {what}"),
-        )),
+        Ok(v @ (Value::Array(_) | Value::Object(_))) => fixtures::entries(v)
+            .ok_or_else(|| LwError::bad_request(format!("expected {{\"data\": [{what}]}}"))),
+        _ => Err(LwError::bad_request(format!("expected {what}"))),
     }
 }
 
@@ -141,7 +134,7 @@ async fn add_rows(State(shared): State<Shared>, body: Bytes) -> Response {
             lock(&shared).add_rows(rows);
             json_response(StatusCode::OK, json!({"added": n}))
         }
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -153,6 +146,6 @@ async fn add_summaries(State(shared): State<Shared>, body: Bytes) -> Response {
             lock(&shared).add_summaries(summaries);
             json_response(StatusCode::OK, json!({"added": n}))
         }
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }

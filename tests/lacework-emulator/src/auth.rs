@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::fixtures::rfc3339;
-use crate::http::{json_response, lw_error};
+use crate::http::{LwError, json_response, lw_error};
 use crate::state::{Inner, Shared, lock};
 
 /// `POST /api/v2/access/tokens`: `X-LW-UAKS` secret and `{"keyId", "expiryTime"}` → 201
@@ -62,18 +62,16 @@ pub(crate) fn expire_tokens(s: &mut Inner) {
 }
 
 /// Checks `Authorization: Bearer <token>` against the issued tokens at `now`.
-fn check(s: &Inner, headers: &HeaderMap, now: Instant) -> Result<(), Response> {
+fn check(s: &Inner, headers: &HeaderMap, now: Instant) -> Result<(), LwError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    let unauthorized = |message: &str| Err(LwError(StatusCode::UNAUTHORIZED, message.into()));
     match token.and_then(|t| s.tokens.get(t)) {
-        None => Err(lw_error(
-            StatusCode::UNAUTHORIZED,
-            "Invalid or missing access token",
-        )),
-        Some(exp) if now >= *exp => Err(lw_error(StatusCode::UNAUTHORIZED, "Access token expired")),
+        None => unauthorized("Invalid or missing access token"),
+        Some(exp) if now >= *exp => unauthorized("Access token expired"),
         Some(_) => Ok(()),
     }
 }
@@ -82,9 +80,9 @@ fn check(s: &Inner, headers: &HeaderMap, now: Instant) -> Result<(), Response> {
 pub(crate) struct Authed;
 
 impl FromRequestParts<Shared> for Authed {
-    type Rejection = Response;
+    type Rejection = LwError;
 
-    async fn from_request_parts(parts: &mut Parts, shared: &Shared) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, shared: &Shared) -> Result<Self, LwError> {
         check(&lock(shared), &parts.headers, Instant::now()).map(|()| Authed)
     }
 }
@@ -95,50 +93,43 @@ mod tests {
     use crate::state::Config;
     use axum::http::HeaderValue;
 
-    fn message(r: Response) -> (StatusCode, String) {
-        let status = r.status();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let bytes = rt
-            .block_on(axum::body::to_bytes(r.into_body(), usize::MAX))
-            .unwrap();
-        let body: Value = serde_json::from_slice(&bytes).unwrap();
-        (status, body["message"].as_str().unwrap().to_string())
-    }
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    fn bearer(token: &str) -> HeaderMap {
+    fn bearer(token: &str) -> Result<HeaderMap, Box<dyn std::error::Error>> {
         let mut h = HeaderMap::new();
         h.insert(
             header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
         );
-        h
+        Ok(h)
     }
 
     #[test]
-    fn tokens_live_until_they_expire() {
+    fn tokens_live_until_they_expire() -> TestResult {
         let mut s = Inner::new(Config::default(), vec![], vec![]);
         let now = Instant::now();
         s.tokens
             .insert("live".into(), now + Duration::from_secs(10));
-        assert!(check(&s, &bearer("live"), now).is_ok());
-        assert!(check(&s, &bearer(" live "), now).is_ok());
-        let expired = check(&s, &bearer("live"), now + Duration::from_secs(10)).unwrap_err();
+        assert_eq!(check(&s, &bearer("live")?, now), Ok(()));
+        assert_eq!(check(&s, &bearer(" live ")?, now), Ok(()));
+        let unauthorized = |m: &str| Err(LwError(StatusCode::UNAUTHORIZED, m.into()));
         assert_eq!(
-            message(expired),
-            (StatusCode::UNAUTHORIZED, "Access token expired".into())
+            check(&s, &bearer("live")?, now + Duration::from_secs(10)),
+            unauthorized("Access token expired")
         );
-        let unknown = check(&s, &bearer("other"), now).unwrap_err();
         assert_eq!(
-            message(unknown),
-            (
-                StatusCode::UNAUTHORIZED,
-                "Invalid or missing access token".into()
-            )
+            check(&s, &bearer("other")?, now),
+            unauthorized("Invalid or missing access token")
         );
-        assert!(check(&s, &HeaderMap::new(), now).is_err());
+        assert_eq!(
+            check(&s, &HeaderMap::new(), now),
+            unauthorized("Invalid or missing access token")
+        );
         expire_tokens(&mut s);
-        assert!(check(&s, &bearer("live"), Instant::now()).is_err());
+        assert_eq!(
+            check(&s, &bearer("live")?, Instant::now()),
+            unauthorized("Access token expired")
+        );
+        Ok(())
     }
 }

@@ -176,8 +176,10 @@ pub(crate) fn take(faults: &mut Vec<Fault>, endpoint: Endpoint) -> Option<FaultK
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn faults_are_taken_in_order_per_endpoint_and_used_up() {
+    fn faults_are_taken_in_order_per_endpoint_and_used_up() -> TestResult {
         let mut faults = vec![
             Fault::once(Endpoint::Search, FaultKind::Malformed).times(2),
             Fault {
@@ -201,34 +203,41 @@ mod tests {
         );
         assert_eq!(take(&mut faults, Endpoint::Search), None);
         assert!(faults.is_empty());
+        Ok(())
     }
 
     #[test]
-    fn fault_answers() {
+    fn fault_answers() -> TestResult {
         let r = FaultKind::RateLimit {
             retry_after: Some(7),
             reset: None,
         }
         .response()
-        .unwrap();
+        .ok_or("missing")?;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()["retry-after"], "7");
         assert_eq!(r.headers()["ratelimit-remaining"], "0");
         assert!(r.headers().get("ratelimit-reset").is_none());
-        let r = FaultKind::ServerError { status: 42 }.response().unwrap();
+        let r = FaultKind::ServerError { status: 42 }
+            .response()
+            .ok_or("missing")?;
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let r = FaultKind::ServerError { status: 503 }.response().unwrap();
+        let r = FaultKind::ServerError { status: 503 }
+            .response()
+            .ok_or("missing")?;
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(FaultKind::Slow { delay_ms: 1 }.response().is_none());
-        let r = FaultKind::Truncated.response().unwrap();
+        let r = FaultKind::Truncated.response().ok_or("missing")?;
         assert_eq!(r.headers()["content-length"], "158");
+        Ok(())
     }
 
     #[test]
-    fn faults_from_json() {
-        let f: Fault = serde_json::from_str(r#"{"fault": {"type": "server_error"}}"#).unwrap();
+    fn faults_from_json() -> TestResult {
+        let f: Fault = serde_json::from_str(r#"{"fault": {"type": "server_error"}}"#)?;
         assert_eq!(f.endpoint, None);
         assert_eq!(f.times, 1);
         assert_eq!(f.fault, FaultKind::ServerError { status: 500 });
+        Ok(())
     }
 }

@@ -114,20 +114,23 @@ pub(crate) fn load_dir(dir: &Path) -> std::io::Result<(Vec<Value>, Vec<Value>)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use serde_json::json;
 
     #[test]
-    fn times_in_both_forms() {
-        let t = parse_time(Some(&json!("2025-08-06T13:05:05.123Z"))).unwrap();
+    fn times_in_both_forms() -> TestResult {
+        let t = parse_time(Some(&json!("2025-08-06T13:05:05.123Z"))).ok_or("missing")?;
         assert_eq!(rfc3339(t), "2025-08-06T13:05:05.123Z");
-        let t = parse_time(Some(&json!("2025-08-06 13:05:05.000 Z"))).unwrap();
+        let t = parse_time(Some(&json!("2025-08-06 13:05:05.000 Z"))).ok_or("missing")?;
         assert_eq!(rfc3339(t), "2025-08-06T13:05:05.000Z");
         assert_eq!(parse_time(Some(&json!("yesterday"))), None);
         assert_eq!(parse_time(Some(&json!(1))), None);
+        Ok(())
     }
 
     #[test]
-    fn entries_and_stamps() {
+    fn entries_and_stamps() -> TestResult {
         assert_eq!(entries(json!([1])), Some(vec![json!(1)]));
         assert_eq!(entries(json!({"data": [2]})), Some(vec![json!(2)]));
         assert_eq!(entries(json!({"data": 2})), None);
@@ -135,26 +138,28 @@ mod tests {
         let stamped = stamp(vec![json!({"startTime": "kept"}), json!({})], "startTime");
         assert_eq!(stamped[0]["startTime"], "kept");
         assert!(parse_time(stamped[1].get("startTime")).is_some());
+        Ok(())
     }
 
     #[test]
-    fn a_directory_is_shifted_so_its_newest_row_is_an_hour_old() {
+    fn a_directory_is_shifted_so_its_newest_row_is_an_hour_old() -> TestResult {
         let dir = std::env::temp_dir().join(format!("emu-fixtures-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir)?;
         let row = |t: &str| json!({"vulnId": "CVE-1", "featureKey": {}, "startTime": t});
         let data = json!({"data": [row("2020-01-01T00:00:00Z"), row("2020-01-01T02:00:00Z"),
             {"scanStatus": "Success", "lastScanTime": "2020-01-01T01:00:00Z"}, {"other": 1}]});
-        std::fs::write(dir.join("a.json"), data.to_string()).unwrap();
-        std::fs::write(dir.join("b.txt"), "not json").unwrap();
-        let (rows, summaries) = load_dir(&dir).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.json"), data.to_string())?;
+        std::fs::write(dir.join("b.txt"), "not json")?;
+        let (rows, summaries) = load_dir(&dir)?;
+        std::fs::remove_dir_all(&dir)?;
         assert_eq!((rows.len(), summaries.len()), (2, 1));
-        let newest = parse_time(rows[1].get("startTime")).unwrap();
+        let newest = parse_time(rows[1].get("startTime")).ok_or("missing")?;
         let age = Utc::now() - newest;
         assert!((age - chrono::Duration::hours(1)).num_seconds().abs() < 5);
-        let oldest = parse_time(rows[0].get("startTime")).unwrap();
+        let oldest = parse_time(rows[0].get("startTime")).ok_or("missing")?;
         assert_eq!(newest - oldest, chrono::Duration::hours(2));
-        let summary = parse_time(summaries[0].get("lastScanTime")).unwrap();
+        let summary = parse_time(summaries[0].get("lastScanTime")).ok_or("missing")?;
         assert_eq!(newest - summary, chrono::Duration::hours(1));
+        Ok(())
     }
 }

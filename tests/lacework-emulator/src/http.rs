@@ -19,6 +19,23 @@ pub(crate) fn lw_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({"message": message}))).into_response()
 }
 
+/// A Lacework error answer as a value: status and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LwError(pub(crate) StatusCode, pub(crate) String);
+
+impl LwError {
+    /// 400 with `message`.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        LwError(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl IntoResponse for LwError {
+    fn into_response(self) -> Response {
+        lw_error(self.0, &self.1)
+    }
+}
+
 /// `body` as JSON with `status`.
 pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
@@ -30,12 +47,11 @@ pub(crate) async fn not_found() -> Response {
 }
 
 /// A search request body: JSON, an empty body meaning `{}`.
-pub(crate) fn search_request(body: &[u8]) -> Result<Value, Response> {
+pub(crate) fn search_request(body: &[u8]) -> Result<Value, LwError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body)
-        .map_err(|_| lw_error(StatusCode::BAD_REQUEST, "Request body must be JSON"))
+    serde_json::from_slice(body).map_err(|_| LwError::bad_request("Request body must be JSON"))
 }
 
 /// The `Host` the client called, for `nextPage` URLs.
@@ -146,10 +162,12 @@ pub(crate) async fn without_allow(mut response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use crate::state::Config;
 
     #[test]
-    fn the_window_counts_down_and_then_answers_429() {
+    fn the_window_counts_down_and_then_answers_429() -> TestResult {
         let mut s = Inner::new(
             Config {
                 rate_limit: 2,
@@ -171,7 +189,7 @@ mod tests {
         assert!(first.exceeded().is_none());
         RateLimit::tick(&mut s, start + Duration::from_secs(11));
         let third = RateLimit::tick(&mut s, start + Duration::from_secs(12));
-        let mut r = third.exceeded().unwrap();
+        let mut r = third.exceeded().ok_or("missing")?;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()["retry-after"], "3588");
         third.annotate(&mut r);
@@ -181,10 +199,11 @@ mod tests {
         // A new hour, a new window.
         let later = RateLimit::tick(&mut s, start + Duration::from_secs(3600));
         assert_eq!((later.used, later.reset), (1, 3600));
+        Ok(())
     }
 
     #[test]
-    fn a_faults_own_headers_win() {
+    fn a_faults_own_headers_win() -> TestResult {
         let rate = RateLimit {
             limit: 5,
             used: 1,
@@ -195,7 +214,7 @@ mod tests {
             reset: Some(9),
         }
         .response()
-        .unwrap();
+        .ok_or("missing")?;
         rate.annotate(&mut r);
         assert_eq!(r.headers()["ratelimit-remaining"], "0");
         assert_eq!(r.headers()["ratelimit-reset"], "9");
@@ -203,15 +222,17 @@ mod tests {
         rate.annotate(&mut r);
         assert_eq!(r.headers()["ratelimit-remaining"], "4");
         assert_eq!(r.headers()["ratelimit-reset"], "100");
+        Ok(())
     }
 
     #[test]
-    fn search_requests() {
-        assert_eq!(search_request(b"").unwrap(), json!({}));
-        assert_eq!(search_request(b"{\"a\":1}").unwrap(), json!({"a": 1}));
+    fn search_requests() -> TestResult {
+        assert_eq!(search_request(b""), Ok(json!({})));
+        assert_eq!(search_request(b"{\"a\":1}"), Ok(json!({"a": 1})));
         assert_eq!(
-            search_request(b"{").unwrap_err().status(),
-            StatusCode::BAD_REQUEST
+            search_request(b"{"),
+            Err(LwError::bad_request("Request body must be JSON"))
         );
+        Ok(())
     }
 }

@@ -32,7 +32,7 @@ pub(crate) async fn containers(
 ) -> Response {
     let req = match search_request(&body) {
         Ok(req) => req,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let (start, end) = match time_filter(&req, Utc::now()) {
         Ok(range) => range,
@@ -82,7 +82,7 @@ pub(crate) async fn summaries(
 ) -> Response {
     let req = match search_request(&body) {
         Ok(req) => req,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let mut s = lock(&shared);
     let current = current_summaries(&s);
@@ -318,6 +318,8 @@ pub(crate) fn count_findings(summary: &mut Value, rows: &[&Value]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use crate::state::Config;
 
     fn state(page_size: usize) -> Inner {
@@ -331,18 +333,14 @@ mod tests {
         )
     }
 
-    fn body(r: Response) -> (StatusCode, Value) {
+    fn body(r: Response) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
         let status = r.status();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let bytes = rt
-            .block_on(axum::body::to_bytes(r.into_body(), usize::MAX))
-            .unwrap();
-        (
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        let bytes = rt.block_on(axum::body::to_bytes(r.into_body(), usize::MAX))?;
+        Ok((
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        ))
     }
 
     fn rows(n: usize) -> Vec<Value> {
@@ -352,66 +350,75 @@ mod tests {
     }
 
     #[test]
-    fn pages_newest_first_until_the_last_frees_the_set() {
+    fn pages_newest_first_until_the_last_frees_the_set() -> TestResult {
         let mut s = state(2);
-        let (status, first) = body(paged(&mut s, "h:1", SEARCH_PATH, rows(5), "startTime"));
+        let (status, first) = body(paged(&mut s, "h:1", SEARCH_PATH, rows(5), "startTime"))?;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(first["paging"]["rows"], 2);
         assert_eq!(first["paging"]["totalRows"], 5);
         assert_eq!(first["data"][0]["n"], 4);
         assert_eq!(first["data"][1]["n"], 3);
-        let next = first["paging"]["urls"]["nextPage"].as_str().unwrap();
+        let next = first["paging"]["urls"]["nextPage"]
+            .as_str()
+            .ok_or("missing")?;
         let prefix = format!("http://h:1{SEARCH_PATH}/");
-        let token = next.strip_prefix(&prefix).unwrap().to_string();
+        let token = next.strip_prefix(&prefix).ok_or("missing")?.to_string();
         assert!(token.ends_with(".1.5"), "{token}");
-        let (_, second) = body(next_page(&mut s, "h:1", SEARCH_PATH, &token));
+        let (_, second) = body(next_page(&mut s, "h:1", SEARCH_PATH, &token))?;
         assert_eq!(second["data"][0]["n"], 2);
         let token = second["paging"]["urls"]["nextPage"]
             .as_str()
-            .unwrap()
+            .ok_or("missing")?
             .strip_prefix(&prefix)
-            .unwrap()
+            .ok_or("missing")?
             .to_string();
-        let (_, last) = body(next_page(&mut s, "h:1", SEARCH_PATH, &token));
+        let (_, last) = body(next_page(&mut s, "h:1", SEARCH_PATH, &token))?;
         assert_eq!(last["paging"]["rows"], 1);
         assert_eq!(last["data"][0]["n"], 0);
         assert_eq!(last["paging"]["urls"]["nextPage"], Value::Null);
         assert!(s.pages.is_empty());
-        let (status, gone) = body(next_page(&mut s, "h:1", SEARCH_PATH, &token));
+        let (status, gone) = body(next_page(&mut s, "h:1", SEARCH_PATH, &token))?;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(gone["message"], "Unknown or expired page");
+        Ok(())
     }
 
     #[test]
-    fn empty_results_are_204_and_bad_tokens_400() {
+    fn empty_results_are_204_and_bad_tokens_400() -> TestResult {
         let mut s = state(2);
         let r = paged(&mut s, "h", SUMMARY_PATH, vec![], "lastScanTime");
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
         for token in ["", "abc", "a.b.c", "a.1", "x/a.1"] {
-            let (status, v) = body(next_page(&mut s, "h", SEARCH_PATH, token));
+            let (status, v) = body(next_page(&mut s, "h", SEARCH_PATH, token))?;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{token}");
             assert_eq!(v["message"], "Malformed page token");
         }
+        Ok(())
     }
 
     #[test]
-    fn extra_segments_stay_in_the_base() {
+    fn extra_segments_stay_in_the_base() -> TestResult {
         let mut s = state(1);
-        let (_, first) = body(paged(&mut s, "h", SUMMARY_PATH, rows(3), "startTime"));
-        let next = first["paging"]["urls"]["nextPage"].as_str().unwrap();
-        let token = next.rsplit('/').next().unwrap();
-        let (_, second) = body(next_page(&mut s, "h", SUMMARY_PATH, &format!("a/{token}")));
-        let next = second["paging"]["urls"]["nextPage"].as_str().unwrap();
+        let (_, first) = body(paged(&mut s, "h", SUMMARY_PATH, rows(3), "startTime"))?;
+        let next = first["paging"]["urls"]["nextPage"]
+            .as_str()
+            .ok_or("missing")?;
+        let token = next.rsplit('/').next().ok_or("missing")?;
+        let (_, second) = body(next_page(&mut s, "h", SUMMARY_PATH, &format!("a/{token}")))?;
+        let next = second["paging"]["urls"]["nextPage"]
+            .as_str()
+            .ok_or("missing")?;
         assert!(
             next.starts_with(&format!("http://h{SUMMARY_PATH}/a/")),
             "{next}"
         );
+        Ok(())
     }
 
     #[test]
-    fn time_filters() {
+    fn time_filters() -> TestResult {
         let now = Utc::now();
-        let (start, end) = time_filter(&json!({}), now).unwrap();
+        let (start, end) = time_filter(&json!({}), now)?;
         assert_eq!((end - start, end), (chrono::Duration::days(1), now));
         let tf = |start: &str, end: &str| {
             time_filter(
@@ -436,10 +443,11 @@ mod tests {
             tf("2025-01-01T00:00:00Z", "later"),
             Err("Invalid timeFilter.endTime")
         );
+        Ok(())
     }
 
     #[test]
-    fn summaries_come_from_the_newest_evaluation_and_explicit_ones_win_ties() {
+    fn summaries_come_from_the_newest_evaluation_and_explicit_ones_win_ties() -> TestResult {
         let row = |eval: &str, t: &str, sev: &str, fix: i64| {
             json!({"evalGuid": eval, "startTime": t, "severity": sev,
                 "fixInfo": {"fix_available": fix}, "imageId": "sha256:id",
@@ -476,5 +484,6 @@ mod tests {
         let current = current_summaries(&s);
         assert_eq!(current.len(), 2);
         assert_eq!(current[0]["scanStatus"], "Failed");
+        Ok(())
     }
 }

@@ -5,10 +5,18 @@
 use helios_lacework_emulator::{DEFAULT_KEY_ID, DEFAULT_SECRET, Emulator, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
 /// Sends `method path` with `headers` and `body` over a fresh connection; the whole answer with
 /// the `date` header removed.
-async fn raw(emu: &Emulator, method: &str, path: &str, headers: &[&str], body: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
+async fn raw(
+    emu: &Emulator,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> TestResult<String> {
+    let mut stream = tokio::net::TcpStream::connect(emu.addr()).await?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nhost: emu\r\nconnection: close\r\n");
     for h in headers {
         request.push_str(h);
@@ -19,14 +27,14 @@ async fn raw(emu: &Emulator, method: &str, path: &str, headers: &[&str], body: &
     }
     request.push_str("\r\n");
     request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).await?;
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer
+    stream.read_to_string(&mut answer).await?;
+    Ok(answer
         .split("\r\n")
         .filter(|l| !l.starts_with("date:"))
         .collect::<Vec<_>>()
-        .join("\r\n")
+        .join("\r\n"))
 }
 
 fn not_found(message: &str) -> String {
@@ -37,15 +45,11 @@ fn not_found(message: &str) -> String {
     )
 }
 
-async fn emulator() -> Emulator {
-    Emulator::builder()
-        .without_default_data()
-        .start()
-        .await
-        .unwrap()
+async fn emulator() -> TestResult<Emulator> {
+    Ok(Emulator::builder().without_default_data().start().await?)
 }
 
-async fn token(emu: &Emulator) -> String {
+async fn token(emu: &Emulator) -> TestResult<String> {
     let answer = raw(
         emu,
         "POST",
@@ -53,15 +57,15 @@ async fn token(emu: &Emulator) -> String {
         &[&format!("x-lw-uaks: {DEFAULT_SECRET}")],
         &format!("{{\"keyId\":\"{DEFAULT_KEY_ID}\",\"expiryTime\":3600}}"),
     )
-    .await;
-    let body = answer.split("\r\n\r\n").nth(1).unwrap();
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
-    v["token"].as_str().unwrap().to_string()
+    .await?;
+    let body = answer.split("\r\n\r\n").nth(1).ok_or("missing")?;
+    let v: serde_json::Value = serde_json::from_str(body)?;
+    Ok(v["token"].as_str().ok_or("missing")?.to_string())
 }
 
 #[tokio::test]
-async fn unknown_paths_and_methods_are_404_not_found_and_not_counted() {
-    let emu = emulator().await;
+async fn unknown_paths_and_methods_are_404_not_found_and_not_counted() -> TestResult {
+    let emu = emulator().await?;
     let cases = [
         ("GET", "/"),
         ("GET", "/nope"),
@@ -86,13 +90,13 @@ async fn unknown_paths_and_methods_are_404_not_found_and_not_counted() {
         ("GET", "/api/v2/Vulnerabilities/Containers/searchx/1"),
     ];
     for (method, path) in cases {
-        let answer = raw(&emu, method, path, &[], "").await;
+        let answer = raw(&emu, method, path, &[], "").await?;
         let want = if method == "HEAD" {
             // Same head, no body.
             not_found("Not Found")
                 .split("\r\n\r\n")
                 .next()
-                .unwrap()
+                .ok_or("missing")?
                 .to_string()
                 + "\r\n\r\n"
         } else {
@@ -101,11 +105,12 @@ async fn unknown_paths_and_methods_are_404_not_found_and_not_counted() {
         assert_eq!(answer, want, "{method} {path}");
     }
     assert!(emu.counters().is_empty(), "{:?}", emu.counters());
+    Ok(())
 }
 
 #[tokio::test]
-async fn unknown_admin_calls_are_404_unknown_admin_endpoint() {
-    let emu = emulator().await;
+async fn unknown_admin_calls_are_404_unknown_admin_endpoint() -> TestResult {
+    let emu = emulator().await?;
     let cases = [
         ("GET", "/__admin/"),
         ("GET", "/__admin/nope"),
@@ -121,7 +126,7 @@ async fn unknown_admin_calls_are_404_unknown_admin_endpoint() {
         ("GET", "/__admin/expire-tokens"),
     ];
     for (method, path) in cases {
-        let answer = raw(&emu, method, path, &[], "").await;
+        let answer = raw(&emu, method, path, &[], "").await?;
         assert_eq!(
             answer,
             not_found("Unknown admin endpoint"),
@@ -129,48 +134,49 @@ async fn unknown_admin_calls_are_404_unknown_admin_endpoint() {
         );
     }
     // HEAD on an admin route: the same head, no body.
-    let answer = raw(&emu, "HEAD", "/__admin/counters", &[], "").await;
+    let answer = raw(&emu, "HEAD", "/__admin/counters", &[], "").await?;
     assert!(
         answer.starts_with("HTTP/1.1 404 Not Found\r\n") && answer.ends_with("\r\n\r\n"),
         "{answer}"
     );
+    Ok(())
 }
 
 #[tokio::test]
-async fn admin_answers() {
-    let emu = emulator().await;
-    let answer = raw(&emu, "GET", "/__admin/counters", &[], "").await;
+async fn admin_answers() -> TestResult {
+    let emu = emulator().await?;
+    let answer = raw(&emu, "GET", "/__admin/counters", &[], "").await?;
     assert_eq!(
         answer,
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
     );
-    let answer = raw(&emu, "POST", "/__admin/reset", &[], "").await;
+    let answer = raw(&emu, "POST", "/__admin/reset", &[], "").await?;
     assert_eq!(
         answer,
         "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"
     );
-    let answer = raw(&emu, "POST", "/__admin/faults", &[], "{").await;
+    let answer = raw(&emu, "POST", "/__admin/faults", &[], "{").await?;
     assert!(
         answer.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"),
         "{answer}"
     );
-    let answer = raw(&emu, "POST", "/__admin/rows", &[], "{}").await;
+    let answer = raw(&emu, "POST", "/__admin/rows", &[], "{}").await?;
     assert!(
         answer.ends_with("\r\n\r\n{\"message\":\"expected {\\\"data\\\": [rows]}\"}"),
         "{answer}"
     );
-    let answer = raw(&emu, "POST", "/__admin/rows", &[], "[{\"vulnId\": \"x\"}]").await;
+    let answer = raw(&emu, "POST", "/__admin/rows", &[], "[{\"vulnId\": \"x\"}]").await?;
     assert!(answer.ends_with("\r\n\r\n{\"added\":1}"), "{answer}");
+    Ok(())
 }
 
 #[tokio::test]
-async fn api_answers_carry_rate_limit_headers_and_check_tokens() {
+async fn api_answers_carry_rate_limit_headers_and_check_tokens() -> TestResult {
     let emu = Emulator::builder()
         .without_default_data()
         .rate_limit(3)
         .start()
-        .await
-        .unwrap();
+        .await?;
     let answer = raw(
         &emu,
         "POST",
@@ -178,7 +184,7 @@ async fn api_answers_carry_rate_limit_headers_and_check_tokens() {
         &[],
         "{}",
     )
-    .await;
+    .await?;
     let body = "{\"message\":\"Invalid or missing access token\"}";
     assert_eq!(
         answer,
@@ -187,7 +193,7 @@ async fn api_answers_carry_rate_limit_headers_and_check_tokens() {
             body.len()
         )
     );
-    let token = token(&emu).await;
+    let token = token(&emu).await?;
     let auth = format!("authorization: Bearer {token}");
     let answer = raw(
         &emu,
@@ -196,7 +202,7 @@ async fn api_answers_carry_rate_limit_headers_and_check_tokens() {
         &[&auth],
         "",
     )
-    .await;
+    .await?;
     let body = "{\"message\":\"Scan request not found\"}";
     assert_eq!(
         answer,
@@ -213,7 +219,7 @@ async fn api_answers_carry_rate_limit_headers_and_check_tokens() {
         &[],
         "",
     )
-    .await;
+    .await?;
     assert!(
         answer.starts_with(
             "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: "
@@ -232,12 +238,13 @@ async fn api_answers_carry_rate_limit_headers_and_check_tokens() {
     assert_eq!(emu.count(Endpoint::Search), 1);
     assert_eq!(emu.count(Endpoint::ScanStatus), 1);
     assert_eq!(emu.count(Endpoint::SearchPage), 1);
+    Ok(())
 }
 
 #[tokio::test]
-async fn page_and_scan_paths_take_any_suffix() {
-    let emu = emulator().await;
-    let token = token(&emu).await;
+async fn page_and_scan_paths_take_any_suffix() -> TestResult {
+    let emu = emulator().await?;
+    let token = token(&emu).await?;
     let auth = format!("authorization: Bearer {token}");
     let malformed = "{\"message\":\"Malformed page token\"}";
     for path in [
@@ -247,7 +254,7 @@ async fn page_and_scan_paths_take_any_suffix() {
         "/api/v2/VulnerabilityObservations/ImageSummary/search/",
         "/api/v2/VulnerabilityObservations/ImageSummary/search/x.y.z",
     ] {
-        let answer = raw(&emu, "GET", path, &[&auth], "").await;
+        let answer = raw(&emu, "GET", path, &[&auth], "").await?;
         assert!(
             answer.starts_with("HTTP/1.1 400 Bad Request\r\n") && answer.ends_with(malformed),
             "{path}: {answer}"
@@ -261,7 +268,7 @@ async fn page_and_scan_paths_take_any_suffix() {
         &[&auth],
         "",
     )
-    .await;
+    .await?;
     assert!(
         answer.starts_with("HTTP/1.1 404 Not Found\r\n") && answer.ends_with(expired),
         "{answer}"
@@ -270,7 +277,7 @@ async fn page_and_scan_paths_take_any_suffix() {
         "/api/v2/Vulnerabilities/Containers/scan/",
         "/api/v2/Vulnerabilities/Containers/scan/a/b",
     ] {
-        let answer = raw(&emu, "GET", path, &[&auth], "").await;
+        let answer = raw(&emu, "GET", path, &[&auth], "").await?;
         assert!(
             answer.starts_with("HTTP/1.1 404 Not Found\r\n")
                 && answer.ends_with("{\"message\":\"Scan request not found\"}"),
@@ -279,12 +286,13 @@ async fn page_and_scan_paths_take_any_suffix() {
     }
     assert_eq!(emu.count(Endpoint::SearchPage), 6);
     assert_eq!(emu.count(Endpoint::ScanStatus), 2);
+    Ok(())
 }
 
 #[tokio::test]
-async fn expired_tokens_get_401() {
-    let emu = emulator().await;
-    let token = token(&emu).await;
+async fn expired_tokens_get_401() -> TestResult {
+    let emu = emulator().await?;
+    let token = token(&emu).await?;
     emu.expire_tokens();
     let answer = raw(
         &emu,
@@ -293,10 +301,11 @@ async fn expired_tokens_get_401() {
         &[&format!("authorization: Bearer {token}")],
         "{}",
     )
-    .await;
+    .await?;
     assert!(
         answer.starts_with("HTTP/1.1 401 Unauthorized\r\n")
             && answer.ends_with("{\"message\":\"Access token expired\"}"),
         "{answer}"
     );
+    Ok(())
 }
