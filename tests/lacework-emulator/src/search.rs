@@ -165,7 +165,10 @@ fn page_response(
 /// The page named by `page` (`{id}.{index}.{total}`, after any further path segments, which
 /// stay part of the base) of a search at `base`.
 fn next_page(s: &mut Inner, host: &str, base: &str, page: &str) -> Response {
-    let (dir, token) = page.rsplit_once('/').unwrap_or(("", page));
+    let (base, token) = match page.rsplit_once('/') {
+        Some((dir, token)) => (format!("{base}/{dir}"), token),
+        None => (base.to_string(), page),
+    };
     let mut parts = token.split('.');
     let (Some(id), Some(Ok(index)), Some(Ok(total))) = (
         parts.next(),
@@ -173,10 +176,6 @@ fn next_page(s: &mut Inner, host: &str, base: &str, page: &str) -> Response {
         parts.next().map(str::parse::<usize>),
     ) else {
         return lw_error(StatusCode::BAD_REQUEST, "Malformed page token");
-    };
-    let base = match page.rsplit_once('/') {
-        Some(_) => format!("{base}/{dir}"),
-        None => base.to_string(),
     };
     page_response(s, host, &base, id, index, total)
 }
