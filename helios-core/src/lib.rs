@@ -43,12 +43,25 @@ pub mod audit;
 mod bounded;
 pub mod error;
 pub mod gate;
+mod http;
 pub mod image;
 pub mod policy;
 pub mod registry;
 pub mod scan;
 
+// The headline types, at the crate root: `use helios_core::{Gate, ImageRef, EmbeddedEvaluator};`.
+// Each stays at its module path too, next to its companions.
 pub use error::{Error, Result};
+pub use gate::{Gate, GateOutcome};
+pub use http::Secret;
+pub use image::ImageRef;
+pub use policy::{
+    Decision, EmbeddedBuilder, EmbeddedEvaluator, OpaBuilder, OpaEvaluator, PolicyEvaluator,
+    PolicyInput,
+};
+pub use registry::{RegistryConfig, Resolver};
+pub use scan::lacework::{LaceworkClient, LaceworkSource};
+pub use scan::{Lookup, ScanReport, ScanSource};
 
 // The README's Rust examples compile as doctests, so they cannot drift from the API.
 #[cfg(doctest)]

@@ -347,18 +347,16 @@ pub async fn serve(
     let task = tokio::spawn(async move {
         let served = server.serve(app.into_make_service()).await;
         watcher.abort();
-        served.map_err(|e| Error::Unavailable {
-            service: format!("webhook listener on {listen}"),
-            reason: e.to_string(),
-        })
+        served
+            .map_err(|e| Error::unavailable(format!("webhook listener on {listen}"), e.to_string()))
     });
     let Some(addr) = handle.listening().await else {
         return Err(match task.await {
             Ok(Err(e)) => e,
-            _ => Error::Unavailable {
-                service: format!("webhook listener on {listen}"),
-                reason: "the server stopped before listening".into(),
-            },
+            _ => Error::unavailable(
+                format!("webhook listener on {listen}"),
+                "the server stopped before listening",
+            ),
         });
     };
     ready.store(true, Ordering::Relaxed);
@@ -424,10 +422,7 @@ pub async fn run(config: &crate::admission::config::WebhookConfig) -> Result<()>
     });
     match task.await {
         Ok(result) => result,
-        Err(e) => Err(Error::Unavailable {
-            service: "webhook server".into(),
-            reason: e.to_string(),
-        }),
+        Err(e) => Err(Error::unavailable("webhook server", e.to_string())),
     }
 }
 
