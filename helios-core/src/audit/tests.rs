@@ -147,7 +147,7 @@ async fn invalid_images_deny_and_failures_follow_the_failure_policy() -> crate::
     #[async_trait]
     impl ScanSource for Down {
         async fn scan(&self, _: &ImageRef, _: Lookup) -> crate::Result<ScanReport> {
-            Err(crate::Error::unavailable("test", "down".into()))
+            Err(crate::Error::unavailable("test", "down"))
         }
     }
     let policy = Arc::new(EmbeddedEvaluator::default_policy()?);

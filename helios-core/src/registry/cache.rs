@@ -192,7 +192,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(60)).await;
         let (r, _) = cache
             .get_or_fetch("k", || async {
-                Err(Error::unavailable("registry r", "down".into()))
+                Err(Error::unavailable("registry r", "down"))
             })
             .await;
         assert_eq!(r.err().map(|e| e.code()), Some("unavailable"));
