@@ -14,10 +14,7 @@
 //! ## Quick start: gate an image on a scan file with the shipped default policy
 //!
 //! ```
-//! use helios_core::gate::Gate;
-//! use helios_core::image::ImageRef;
-//! use helios_core::policy::EmbeddedEvaluator;
-//! use helios_core::scan::ScanReport;
+//! use helios_core::{EmbeddedEvaluator, Gate, ImageRef, ScanReport};
 //!
 //! # fn main() -> helios_core::Result<()> {
 //! let scan = ScanReport::from_scan_json(r#"{"data": [{

@@ -21,9 +21,12 @@ fn table_codes(relative: &str, column: usize) -> BTreeSet<String> {
         .split("\n## ")
         .find(|s| s.starts_with("Errors"))
         .unwrap_or_else(|| panic!("{relative} has no `## Errors` section"));
+    // The rows after the table's `|---|` line (the header names the column, not a code).
     section
         .lines()
-        .filter(|l| l.starts_with("| ") && !l.starts_with("|--") && !l.starts_with("|---"))
+        .skip_while(|l| !l.starts_with("|---"))
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
         .filter_map(|l| l.split('|').nth(column + 1))
         .flat_map(|cell| {
             cell.split('`')
