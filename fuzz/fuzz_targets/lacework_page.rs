@@ -1,13 +1,18 @@
-//! A Lacework search page (`{"data": [...], "paging": ...}`, or a bare array) → rows → report,
-//! and the same page read as image summaries. Malformed rows are errors, never panics.
+//! A Lacework search page (`{"data": [...], "paging": ...}`, or a bare array) → rows → report
+//! (through `ScanReport::from_scan_json`, as the wire rows are private to the core), and the same
+//! page read as image summaries. Malformed rows are errors, never panics.
 #![no_main]
 
-use helios_core::scan::lacework::{ImageSummary, parse_rows, report_from_rows};
+use helios_core::scan::ScanReport;
+use helios_core::scan::lacework::ImageSummary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(page) = serde_json::from_slice::<Value>(data) else {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(page) = serde_json::from_str::<Value>(text) else {
         return;
     };
     let entries = match page {
@@ -25,9 +30,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = summary.state();
         }
     }
-    if let Ok(rows) = parse_rows(entries) {
-        let digest = rows.first().and_then(|r| r.digest().map(str::to_string));
-        let _ = report_from_rows(&rows, None);
-        let _ = report_from_rows(&rows, digest.as_deref());
-    }
+    let digest = entries
+        .first()
+        .and_then(|r| r.pointer("/evalCtx/image_info/digest"))
+        .and_then(Value::as_str);
+    let _ = ScanReport::from_scan_json(text, None);
+    let _ = ScanReport::from_scan_json(text, digest);
 });

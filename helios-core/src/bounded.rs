@@ -1,5 +1,5 @@
 //! Size caps on everything Helios reads: files named by users or found in a scan directory, and
-//! HTTP bodies from Lacework and OPA. A reader past its cap stops and says so, instead of
+//! HTTP bodies from Lacework and OPA (read under these caps by [`crate::http`]). A reader past its cap stops and says so, instead of
 //! growing until the process runs out of memory (`--scan-file /dev/zero`, a 1 GB sparse file, a
 //! 200 MB search page).
 
@@ -58,44 +58,6 @@ pub(crate) fn read_file(path: &Path, cap: u64, what: &str) -> Result<String> {
             e.utf8_error().valid_up_to()
         ))
     })
-}
-
-/// Why a body could not be read.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    /// The body announced or sent more than the cap.
-    TooLarge(u64),
-    /// The transport failed mid-body.
-    Read(reqwest::Error),
-}
-
-impl BodyError {
-    /// The message for a too-large body, naming the cap.
-    pub(crate) fn too_large(cap: u64) -> String {
-        format!(
-            "the response is larger than {} MiB, the most Helios reads",
-            mib(cap)
-        )
-    }
-}
-
-/// Reads an HTTP response body of at most `cap` bytes: refused at once when its
-/// `Content-Length` announces more, and as soon as more arrives otherwise.
-pub(crate) async fn read_body(
-    mut resp: reqwest::Response,
-    cap: u64,
-) -> std::result::Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > cap) {
-        return Err(BodyError::TooLarge(cap));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
-        if (body.len() + chunk.len()) as u64 > cap {
-            return Err(BodyError::TooLarge(cap));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary, marking the cut with `…`.

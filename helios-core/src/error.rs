@@ -1,7 +1,13 @@
 //! The one error type of Helios, with a stable machine-readable code per variant.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The underlying cause an [`Error::Unavailable`] or [`Error::Remote`] keeps for
+/// [`std::error::Error::source`] (a `reqwest` transport error, a `kube` error…). Shared, so
+/// that an error can be cloned to every caller waiting on the same lookup.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Result alias used across Helios.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -102,6 +108,9 @@ pub enum Error {
         service: String,
         /// What happened.
         reason: String,
+        /// The underlying error, when there is one (its text is already part of `reason`).
+        #[source]
+        source: Option<Cause>,
     },
 
     /// A service rejected Helios's credentials (HTTP 401/403, bad API key).
@@ -123,6 +132,9 @@ pub enum Error {
         code: Option<String>,
         /// The service's message.
         message: String,
+        /// The underlying error, when there is one (its text is already part of `message`).
+        #[source]
+        source: Option<Cause>,
     },
 }
 
@@ -183,6 +195,40 @@ impl Error {
         "remote",
     ];
 
+    /// An [`Error::Unavailable`] without an underlying error (add one with
+    /// [`Error::with_source`]).
+    pub fn unavailable(service: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Unavailable {
+            service: service.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Remote`] without an underlying error.
+    pub fn remote(
+        service: impl Into<String>,
+        code: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Remote {
+            service: service.into(),
+            code,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// This error with `cause` as its [`source`](std::error::Error::source), for the variants
+    /// that keep one ([`Error::Unavailable`], [`Error::Remote`]); other variants are returned
+    /// unchanged. The message does not change.
+    pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Error::Unavailable { source, .. } | Error::Remote { source, .. } = &mut self {
+            *source = Some(Arc::new(cause));
+        }
+        self
+    }
+
     pub(crate) fn invalid(what: impl Into<String>, reason: impl ToString) -> Self {
         Error::InvalidInput {
             what: what.into(),
@@ -240,19 +286,12 @@ mod tests {
             Error::PolicyTimeout {
                 limit: Duration::from_millis(1),
             },
-            Error::Unavailable {
-                service: "x".into(),
-                reason: "x".into(),
-            },
+            Error::unavailable("x", "x"),
             Error::Auth {
                 service: "x".into(),
                 reason: "x".into(),
             },
-            Error::Remote {
-                service: "x".into(),
-                code: None,
-                message: "x".into(),
-            },
+            Error::remote("x", None, "x"),
         ];
         for e in &all {
             match e {
@@ -298,6 +337,28 @@ mod tests {
         assert_eq!(
             e.source().map(ToString::to_string).as_deref(),
             Some("disk full")
+        );
+    }
+
+    #[test]
+    fn service_errors_keep_their_source_and_their_message() {
+        use std::error::Error as _;
+        let plain = Error::unavailable("OPA at http://127.0.0.1:8181", "cannot connect");
+        let text = plain.to_string();
+        let e = plain.with_source(std::io::Error::other("refused"));
+        assert_eq!(e.to_string(), text);
+        assert_eq!(
+            e.source().map(ToString::to_string).as_deref(),
+            Some("refused")
+        );
+        let e = Error::remote("x", Some("eval_conflict_error".into()), "m")
+            .with_source(std::io::Error::other("y"));
+        assert!(e.source().is_some());
+        assert!(
+            Error::invalid("x", "y")
+                .with_source(std::io::Error::other("z"))
+                .source()
+                .is_none()
         );
     }
 }

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 // Strict like the rest of the input contract: a misspelt key must not be silently ignored.
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ImageRef {
     /// The full normalised reference, e.g. `docker.io/library/nginx:1.25`.
     pub reference: String,

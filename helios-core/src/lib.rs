@@ -14,10 +14,7 @@
 //! ## Quick start: gate an image on a scan file with the shipped default policy
 //!
 //! ```
-//! use helios_core::gate::Gate;
-//! use helios_core::image::ImageRef;
-//! use helios_core::policy::EmbeddedEvaluator;
-//! use helios_core::scan::ScanReport;
+//! use helios_core::{EmbeddedEvaluator, Gate, ImageRef, ScanReport};
 //!
 //! # fn main() -> helios_core::Result<()> {
 //! let scan = ScanReport::from_scan_json(r#"{"data": [{
@@ -43,12 +40,25 @@ pub mod audit;
 mod bounded;
 pub mod error;
 pub mod gate;
+mod http;
 pub mod image;
 pub mod policy;
 pub mod registry;
 pub mod scan;
 
+// The headline types, at the crate root: `use helios_core::{Gate, ImageRef, EmbeddedEvaluator};`.
+// Each stays at its module path too, next to its companions.
 pub use error::{Error, Result};
+pub use gate::{Gate, GateOutcome};
+pub use http::Secret;
+pub use image::ImageRef;
+pub use policy::{
+    Decision, EmbeddedBuilder, EmbeddedEvaluator, OpaBuilder, OpaEvaluator, PolicyEvaluator,
+    PolicyInput,
+};
+pub use registry::{RegistryConfig, Resolver};
+pub use scan::lacework::{LaceworkClient, LaceworkSource};
+pub use scan::{Lookup, ScanReport, ScanSource};
 
 // The README's Rust examples compile as doctests, so they cannot drift from the API.
 #[cfg(doctest)]

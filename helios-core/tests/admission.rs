@@ -72,10 +72,7 @@ impl ScanSource for MapSource {
             tokio::time::sleep(d).await;
         }
         if self.fail {
-            return Err(Error::Unavailable {
-                service: "test scan source".into(),
-                reason: "connection refused".into(),
-            });
+            return Err(Error::unavailable("test scan source", "connection refused"));
         }
         if self.unavailable {
             return Ok(ScanReport::without_findings(

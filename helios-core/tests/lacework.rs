@@ -21,10 +21,7 @@ const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccc
 const UNKNOWN: &str = "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
 
 fn io(e: std::io::Error) -> Error {
-    Error::Unavailable {
-        service: "emulator".into(),
-        reason: e.to_string(),
-    }
+    Error::unavailable("emulator", e.to_string())
 }
 
 fn fail(e: impl ToString) -> Error {

@@ -143,16 +143,15 @@ fn count(counts: &BTreeMap<String, u64>, severity: &str) -> u64 {
 /// Checks one report against the rows; returns the problems found.
 fn check_report(report: &ScanReport, exp: &Expected<'_>) -> Vec<String> {
     let mut problems = Vec::new();
-    let want = Summary {
-        critical: count(&exp.counts, "critical"),
-        high: count(&exp.counts, "high"),
-        medium: count(&exp.counts, "medium"),
-        low: count(&exp.counts, "low"),
-        info: count(&exp.counts, "info"),
-        unknown: count(&exp.counts, "unknown"),
-        total: exp.rows.len() as u64,
-        fixable: exp.fixable,
-    };
+    let mut want = Summary::default();
+    want.critical = count(&exp.counts, "critical");
+    want.high = count(&exp.counts, "high");
+    want.medium = count(&exp.counts, "medium");
+    want.low = count(&exp.counts, "low");
+    want.info = count(&exp.counts, "info");
+    want.unknown = count(&exp.counts, "unknown");
+    want.total = exp.rows.len() as u64;
+    want.fixable = exp.fixable;
     if report.summary != want {
         problems.push(format!("summary {:?}, rows say {want:?}", report.summary));
     }

@@ -36,10 +36,7 @@ const INDEX: &str = "sha256:1dec000000000000000000000000000000000000000000000000
 const PLATFORM: &str = "sha256:a4d6000000000000000000000000000000000000000000000000000000000000";
 
 fn io(e: std::io::Error) -> Error {
-    Error::Unavailable {
-        service: "emulator".into(),
-        reason: e.to_string(),
-    }
+    Error::unavailable("emulator", e.to_string())
 }
 
 async fn emulator(b: EmulatorBuilder) -> Result<Emulator> {

@@ -131,7 +131,7 @@ fn every_secret_holder_redacts_in_debug() -> Result<()> {
     let credentials = source
         .for_registry("registry.example.com")?
         .ok_or_else(|| fail("no credentials read"))?;
-    assert_eq!(credentials.secret, REGISTRY_PASSWORD);
+    assert_eq!(credentials.secret.expose(), REGISTRY_PASSWORD);
     check("registry Credentials", format!("{credentials:?}"));
     let resolver = Resolver::new(RegistryConfig {
         docker_config: Some(config),

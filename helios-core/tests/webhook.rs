@@ -47,10 +47,7 @@ impl Source {
 impl ScanSource for Source {
     async fn scan(&self, image: &ImageRef, _lookup: Lookup) -> Result<ScanReport> {
         if self.down {
-            return Err(Error::Unavailable {
-                service: "Lacework".into(),
-                reason: "connection refused".into(),
-            });
+            return Err(Error::unavailable("Lacework", "connection refused"));
         }
         Ok(self
             .scans

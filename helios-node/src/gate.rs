@@ -244,10 +244,10 @@ fn block_on<T>(
 ) -> Result<T, CoreError> {
     match runtime() {
         Ok(rt) => rt.block_on(future),
-        Err(e) => Err(CoreError::Unavailable {
-            service: "the helios-node runtime".to_string(),
-            reason: e.reason.clone(),
-        }),
+        Err(e) => Err(CoreError::unavailable(
+            "the helios-node runtime".to_string(),
+            e.reason.clone(),
+        )),
     }
 }
 

@@ -194,9 +194,9 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<u8> {
     let controller = config.controller()?;
     let metrics = Arc::new(Metrics::new());
     let _audit = helios_core::audit::background::start(&config, &controller, &metrics).await?;
-    let listener = std::net::TcpListener::bind(config.listen).map_err(|e| Error::Unavailable {
-        service: format!("webhook listener on {}", config.listen),
-        reason: e.to_string(),
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
+        Error::unavailable(format!("webhook listener on {}", config.listen), e.to_string())
+            .with_source(e)
     })?;
     let options = ServerOptions {
         tls_cert: config.tls.cert.clone(),
@@ -208,10 +208,7 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<u8> {
     match task.await {
         Ok(result) => result?,
         Err(e) => {
-            return Err(Error::Unavailable {
-                service: "webhook server".into(),
-                reason: e.to_string(),
-            });
+            return Err(Error::unavailable("webhook server", e.to_string()).with_source(e));
         }
     }
     Ok(0)

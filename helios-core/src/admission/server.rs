@@ -372,10 +372,7 @@ pub async fn serve(
 }
 
 fn unavailable(listen: impl std::fmt::Display, reason: impl ToString) -> Error {
-    Error::Unavailable {
-        service: format!("webhook listener on {listen}"),
-        reason: reason.to_string(),
-    }
+    Error::unavailable(format!("webhook listener on {listen}"), reason.to_string())
 }
 
 fn tls_error(options: &ServerOptions, e: std::io::Error) -> Error {

@@ -202,15 +202,12 @@ pub(crate) fn kube_error(what: &str, e: kube::Error) -> Error {
             service,
             reason: status.message.clone(),
         },
-        kube::Error::Api(status) => Error::Remote {
+        kube::Error::Api(status) => Error::remote(
             service,
-            code: Some(status.reason.clone()).filter(|r| !r.is_empty()),
-            message: format!("{} (HTTP {})", status.message, status.code),
-        },
+            Some(status.reason.clone()).filter(|r| !r.is_empty()),
+            format!("{} (HTTP {})", status.message, status.code),
+        ),
         kube::Error::InferConfig(e) => Error::invalid("kubernetes client configuration", e),
-        other => Error::Unavailable {
-            service,
-            reason: other.to_string(),
-        },
+        other => Error::unavailable(service, other.to_string()),
     }
 }

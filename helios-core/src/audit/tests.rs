@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::policy::EmbeddedEvaluator;
-use crate::scan::{Fix, Package, Severity, Vulnerability};
+use crate::scan::{AffectedPackage, Fix, Severity, Vulnerability};
 
 const CLEAN: &str = "registry.example.com/team/app:1.4";
 const CRITICAL: &str = "registry.example.com/team/critical:2.0";
@@ -26,7 +26,7 @@ impl ScanSource for Scans {
                 id: "CVE-2024-0001".into(),
                 severity: Severity::Critical,
                 status: "vulnerable".into(),
-                package: Package {
+                package: AffectedPackage {
                     name: "openssl".into(),
                     version: "3.0.1".into(),
                     namespace: None,
@@ -147,10 +147,7 @@ async fn invalid_images_deny_and_failures_follow_the_failure_policy() -> crate::
     #[async_trait]
     impl ScanSource for Down {
         async fn scan(&self, _: &ImageRef, _: Lookup) -> crate::Result<ScanReport> {
-            Err(crate::Error::Unavailable {
-                service: "test".into(),
-                reason: "down".into(),
-            })
+            Err(crate::Error::unavailable("test", "down"))
         }
     }
     let policy = Arc::new(EmbeddedEvaluator::default_policy()?);

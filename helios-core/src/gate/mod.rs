@@ -49,6 +49,7 @@ pub struct Gate<E> {
 ///
 /// Serialises as `{"decision": …, "input": …, "exit_code": 0|1|2}`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct GateOutcome {
     /// The decision.
     pub decision: Decision,

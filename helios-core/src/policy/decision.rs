@@ -10,6 +10,7 @@ use crate::policy::Package;
 
 /// The verdict of a policy on one input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Decision {
     /// `allow` is not `false` and there are no violations.
     pub allowed: bool,
@@ -28,6 +29,7 @@ pub struct Decision {
 
 /// One violation or warning: at least a `msg`, plus whatever fields the policy added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Finding {
     /// The human-readable message.
     pub msg: String,
@@ -38,6 +40,7 @@ pub struct Finding {
 
 /// Identifies the policy that decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PolicyRef {
     /// `policy_id` from the policy, or the package path without `data.`.
     pub id: String,
@@ -48,6 +51,7 @@ pub struct PolicyRef {
 /// The evaluation backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Backend {
     /// In-process `regorus`.
     Embedded,

@@ -15,6 +15,7 @@ pub const INPUT_VERSION: u32 = 1;
 /// snake_case keys, absent values as `null`, never missing keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PolicyInput {
     /// Always [`INPUT_VERSION`].
     pub version: u32,
@@ -35,6 +36,7 @@ pub struct PolicyInput {
 /// Where a decision is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Stage {
     /// In the Kubernetes API server's admission chain.
     Admission,
@@ -48,6 +50,7 @@ pub enum Stage {
 /// The workload an image belongs to, at admission.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Workload {
     /// Object kind, e.g. `Deployment`.
     pub kind: String,
@@ -72,6 +75,7 @@ pub struct Workload {
 /// A container of a workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Container {
     /// Container name.
     pub name: String,
@@ -83,6 +87,7 @@ pub struct Container {
 /// Which container list of a pod spec a container is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ContainerType {
     /// `containers`.
     Container,
@@ -95,6 +100,7 @@ pub enum ContainerType {
 /// The requesting user.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct User {
     /// User name.
     pub username: Option<String>,

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::http::{self, BodyError, Secret};
 use crate::policy::{Backend, Decision, Package, PolicyEvaluator, PolicyInput};
 
 /// Default time limit of one request to OPA, connection included.
@@ -48,7 +48,8 @@ struct Inner {
     /// `OPA at <scheme>://<host>:<port>`: the only way the server is named in errors.
     service: String,
     package: Package,
-    token: Option<HeaderValue>,
+    token: Option<Secret>,
+    timeout: Duration,
 }
 
 // One evaluator is shared by every task of a webhook: prove at compile time that it can be.
@@ -62,17 +63,8 @@ impl fmt::Debug for OpaEvaluator {
         f.debug_struct("OpaEvaluator")
             .field("service", &self.inner.service)
             .field("package", &self.inner.package)
-            .field("token", &self.inner.token.as_ref().map(|_| Redacted))
+            .field("token", &self.inner.token)
             .finish_non_exhaustive()
-    }
-}
-
-/// Shown instead of a secret in `Debug` output.
-struct Redacted;
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 
@@ -81,7 +73,7 @@ impl fmt::Debug for Redacted {
 pub struct OpaBuilder {
     url: String,
     package: Package,
-    token: Option<String>,
+    token: Option<Secret>,
     ca: Vec<CaSource>,
     identity: Option<IdentitySource>,
     timeout: Duration,
@@ -102,9 +94,9 @@ enum IdentitySource {
 impl fmt::Debug for OpaBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpaBuilder")
-            .field("url", &redact_url(&self.url))
+            .field("url", &http::redact_url(&self.url))
             .field("package", &self.package)
-            .field("token", &self.token.as_ref().map(|_| Redacted))
+            .field("token", &self.token)
             .field("ca_bundles", &self.ca.len())
             .field("client_identity", &self.identity.is_some())
             .field("timeout", &self.timeout)
@@ -121,7 +113,7 @@ impl OpaBuilder {
 
     /// A bearer token for OPA's `--authentication=token`. Never printed: `Debug` and errors
     /// redact it.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
+    pub fn token(mut self, token: impl Into<Secret>) -> Self {
         self.token = Some(token.into());
         self
     }
@@ -180,7 +172,7 @@ impl OpaBuilder {
     /// named file cannot be read.
     pub fn build(self) -> Result<OpaEvaluator> {
         let base = parse_base_url(&self.url)?;
-        let service = format!("OPA at {}", origin(&base));
+        let service = format!("OPA at {}", http::origin(&base));
 
         let endpoint = {
             let mut url = base.clone();
@@ -192,19 +184,18 @@ impl OpaBuilder {
 
         let token = match self.token {
             None => None,
-            Some(t) if t.trim().is_empty() => {
+            Some(t) if t.expose().trim().is_empty() => {
                 return Err(Error::invalid("OPA token", "the token is empty"));
             }
             Some(t) => {
-                let mut value =
-                    HeaderValue::from_str(&format!("Bearer {}", t.trim())).map_err(|_| {
-                        Error::invalid(
-                            "OPA token",
-                            "the token has characters an HTTP header cannot carry",
-                        )
-                    })?;
-                value.set_sensitive(true);
-                Some(value)
+                let t = Secret::new(t.expose().trim());
+                if http::sensitive_header(&format!("Bearer {}", t.expose())).is_none() {
+                    return Err(Error::invalid(
+                        "OPA token",
+                        "the token has characters an HTTP header cannot carry",
+                    ));
+                }
+                Some(t)
             }
         };
 
@@ -233,7 +224,7 @@ impl OpaBuilder {
                 ),
             };
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| Error::invalid(&what, source_text(&e)))?;
+                .map_err(|e| Error::invalid(&what, http::causes(&e)))?;
             if certs.is_empty() {
                 return Err(Error::invalid(what, "no PEM certificate found"));
             }
@@ -255,13 +246,13 @@ impl OpaBuilder {
             pem.push(b'\n');
             pem.extend_from_slice(&key);
             let identity = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| Error::invalid(what, source_text(&e)))?;
+                .map_err(|e| Error::invalid(what, http::causes(&e)))?;
             client = client.identity(identity);
         }
 
         let client = client
             .build()
-            .map_err(|e| Error::invalid("OPA client options", source_text(&e)))?;
+            .map_err(|e| Error::invalid("OPA client options", http::causes(&e)))?;
 
         Ok(OpaEvaluator {
             inner: Arc::new(Inner {
@@ -270,6 +261,7 @@ impl OpaBuilder {
                 service,
                 package: self.package,
                 token,
+                timeout: self.timeout,
             }),
         })
     }
@@ -355,26 +347,29 @@ impl OpaEvaluator {
             Err(e) if e.is_connect() && !e.is_timeout() => self.send(body).await,
             other => other,
         }
-        .map_err(|e| self.transport_error(&e))?;
+        .map_err(|e| self.transport_error(e))?;
 
         let status = response.status();
-        let bytes = crate::bounded::read_body(response, crate::bounded::MAX_OPA_BODY)
+        let bytes = http::read_body(response, crate::bounded::MAX_OPA_BODY)
             .await
             .map_err(|e| match e {
-                crate::bounded::BodyError::Read(e) => self.transport_error(&e),
-                crate::bounded::BodyError::TooLarge(cap) => Error::Remote {
-                    service: inner.service.clone(),
-                    code: Some(status.as_u16().to_string()),
-                    message: crate::bounded::BodyError::too_large(cap),
-                },
+                BodyError::Read(e) => self.transport_error(e),
+                BodyError::TooLarge(cap) => Error::remote(
+                    &inner.service,
+                    Some(status.as_u16().to_string()),
+                    BodyError::too_large(cap),
+                ),
             })?;
         if !status.is_success() {
             return Err(self.status_error(status, &bytes));
         }
-        let answer: DataResponse = serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
-            service: inner.service.clone(),
-            code: None,
-            message: format!("unreadable Data API response: {e}"),
+        let answer: DataResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::remote(
+                &inner.service,
+                None,
+                format!("unreadable Data API response: {e}"),
+            )
+            .with_source(e)
         })?;
         let version = policy_version(answer.provenance.as_ref());
         let mut decision = Decision::from_document(
@@ -395,23 +390,17 @@ impl OpaEvaluator {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(token) = &inner.token {
-            request = request.header(AUTHORIZATION, token.clone());
+            request = request.bearer_auth(token.expose());
         }
         request.send().await
     }
 
-    fn transport_error(&self, err: &reqwest::Error) -> Error {
-        let reason = if err.is_timeout() {
-            "no answer within the request timeout".to_string()
-        } else if err.is_connect() {
-            format!("cannot connect: {}", source_text(err))
-        } else {
-            source_text(err)
-        };
-        Error::Unavailable {
-            service: self.inner.service.clone(),
-            reason,
+    fn transport_error(&self, err: reqwest::Error) -> Error {
+        let mut reason = http::describe(&err, self.inner.timeout);
+        if err.is_timeout() {
+            reason.push_str(", the OPA request timeout");
         }
+        Error::unavailable(&self.inner.service, reason).with_source(err)
     }
 
     fn status_error(&self, status: StatusCode, body: &[u8]) -> Error {
@@ -438,22 +427,17 @@ impl OpaEvaluator {
                         message.push_str(m);
                     }
                 }
-                Error::Remote {
-                    service,
-                    code: Some(detail.unwrap_or(body.code)),
-                    message,
-                }
+                Error::remote(service, Some(detail.unwrap_or(body.code)), message)
             }
             // No OPA error body: a proxy or load balancer answered for an absent OPA.
-            None if status.is_server_error() => Error::Unavailable {
+            None if status.is_server_error() => {
+                Error::unavailable(service, format!("HTTP {}", status.as_u16()))
+            }
+            None => Error::remote(
                 service,
-                reason: format!("HTTP {}", status.as_u16()),
-            },
-            None => Error::Remote {
-                service,
-                code: None,
-                message: format!("HTTP {}: {}", status.as_u16(), snippet(body)),
-            },
+                None,
+                format!("HTTP {}: {}", status.as_u16(), http::body_excerpt(body)),
+            ),
         }
     }
 }
@@ -500,8 +484,9 @@ fn policy_version(provenance: Option<&Provenance>) -> String {
 
 fn parse_base_url(raw: &str) -> Result<Url> {
     let what = "OPA URL";
-    let url = Url::parse(raw.trim())
-        .map_err(|e| Error::invalid(what, format!("{} is not a URL: {e}", redact_url(raw))))?;
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        Error::invalid(what, format!("{} is not a URL: {e}", http::redact_url(raw)))
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::invalid(
             what,
@@ -531,57 +516,6 @@ fn parse_base_url(raw: &str) -> Result<Url> {
         ));
     }
     Ok(url)
-}
-
-/// `scheme://host:port` of a URL: enough to find the server, nothing that could be a secret.
-fn origin(url: &Url) -> String {
-    // `host_str` keeps the brackets of an IPv6 address.
-    match (url.host_str(), url.port_or_known_default()) {
-        (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
-        _ => url.scheme().to_string(),
-    }
-}
-
-/// A URL as shown in messages: its origin when it parses, else a placeholder, so that
-/// `https://user:secret@host` never reaches a log.
-fn redact_url(raw: &str) -> String {
-    match Url::parse(raw.trim()) {
-        Ok(url) => origin(&url),
-        Err(_) => "the given URL".to_string(),
-    }
-}
-
-/// An error and its causes, joined, without the request URL reqwest would print.
-fn source_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        let text = match e.downcast_ref::<reqwest::Error>() {
-            Some(re) if re.url().is_some() => {
-                // reqwest prints "error sending request for url (...)": drop the URL part.
-                let text = re.to_string();
-                match text.find(" for url (") {
-                    Some(i) => text[..i].to_string(),
-                    None => text,
-                }
-            }
-            _ => e.to_string(),
-        };
-        if !text.is_empty() && parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
-}
-
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(200) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -625,7 +559,7 @@ mod tests {
         let opa = builder.build()?;
         let shown = format!("{opa:?}");
         assert!(
-            shown.contains("<redacted>") && !shown.contains("s3cr3t"),
+            shown.contains("Secret(***)") && !shown.contains("s3cr3t"),
             "{shown}"
         );
         Ok(())

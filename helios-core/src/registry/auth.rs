@@ -6,30 +6,21 @@
 //! cluster, where credentials are files; an entry that only names a helper reads as anonymous.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::http::Secret;
 
 /// A user name and secret for one registry. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The user name (for an identity token, Docker's `<token>`).
     pub username: String,
     /// The password, token or identity token.
-    pub secret: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
+    pub secret: Secret,
 }
 
 /// Where credentials are read from, in order: an explicit file or directory, else
@@ -129,13 +120,13 @@ fn entry_credentials(entry: &AuthEntry) -> std::result::Result<Option<Credential
     if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
         return Ok(Some(Credentials {
             username: "<token>".into(),
-            secret: token.to_string(),
+            secret: Secret::new(token),
         }));
     }
     if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
         return Ok(Some(Credentials {
             username: u.clone(),
-            secret: p.clone(),
+            secret: Secret::new(p.clone()),
         }));
     }
     let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) else {
@@ -148,7 +139,7 @@ fn entry_credentials(entry: &AuthEntry) -> std::result::Result<Option<Credential
     match decoded.split_once(':') {
         Some((u, p)) => Ok(Some(Credentials {
             username: u.to_string(),
-            secret: p.to_string(),
+            secret: Secret::new(p),
         })),
         None => Err("`auth` is not base64 of user:password".into()),
     }
@@ -270,9 +261,9 @@ mod tests {
         let file = Path::new("config.json");
         let hub = parse_config(&text, file, "docker.io")?;
         assert_eq!(hub.as_ref().map(|c| c.username.as_str()), Some("hub"));
-        assert_eq!(hub.as_ref().map(|c| c.secret.as_str()), Some("s3cret"));
+        assert_eq!(hub.as_ref().map(|c| c.secret.expose()), Some("s3cret"));
         let local = parse_config(&text, file, "registry:5000")?;
-        assert_eq!(local.map(|c| c.secret), Some("p:w".to_string()));
+        assert_eq!(local.map(|c| c.secret), Some(Secret::new("p:w")));
         assert_eq!(parse_config(&text, file, "ghcr.io")?, None);
         Ok(())
     }
@@ -281,7 +272,7 @@ mod tests {
     fn legacy_dockercfg_and_identity_token() -> Result<()> {
         let text = r#"{"quay.io": {"identitytoken": "tok"}}"#;
         let c = parse_config(text, Path::new(".dockercfg"), "quay.io")?;
-        assert_eq!(c.map(|c| c.secret), Some("tok".to_string()));
+        assert_eq!(c.map(|c| c.secret), Some(Secret::new("tok")));
         Ok(())
     }
 

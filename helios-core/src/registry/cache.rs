@@ -92,9 +92,14 @@ impl ResolveCache {
 /// an I/O error keeps its kind and message).
 fn duplicate(e: &Error) -> Error {
     match e {
-        Error::Unavailable { service, reason } => Error::Unavailable {
+        Error::Unavailable {
+            service,
+            reason,
+            source,
+        } => Error::Unavailable {
             service: service.clone(),
             reason: reason.clone(),
+            source: source.clone(),
         },
         Error::Auth { service, reason } => Error::Auth {
             service: service.clone(),
@@ -104,10 +109,12 @@ fn duplicate(e: &Error) -> Error {
             service,
             code,
             message,
+            source,
         } => Error::Remote {
             service: service.clone(),
             code: code.clone(),
             message: message.clone(),
+            source: source.clone(),
         },
         Error::InvalidImage { reference, reason } => Error::InvalidImage {
             reference: reference.clone(),
@@ -121,10 +128,7 @@ fn duplicate(e: &Error) -> Error {
             path: path.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),
         },
-        other => Error::Unavailable {
-            service: "registry".into(),
-            reason: other.to_string(),
-        },
+        other => Error::unavailable("registry", other.to_string()),
     }
 }
 
@@ -188,10 +192,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(60)).await;
         let (r, _) = cache
             .get_or_fetch("k", || async {
-                Err(Error::Unavailable {
-                    service: "registry r".into(),
-                    reason: "down".into(),
-                })
+                Err(Error::unavailable("registry r", "down"))
             })
             .await;
         assert_eq!(r.err().map(|e| e.code()), Some("unavailable"));

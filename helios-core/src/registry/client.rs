@@ -21,9 +21,10 @@ use super::RegistryConfig;
 use super::auth::{Challenge, Credentials};
 use super::manifest;
 use crate::error::{Error, Result};
+use crate::http::{self, BodyError};
 
 /// Largest manifest Helios reads (the distribution spec lets registries refuse above 4 MiB).
-const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 /// Lifetime of a Bearer token that does not say (the Docker token spec's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
@@ -63,7 +64,7 @@ impl Client {
         };
         let build = |b: reqwest::ClientBuilder, what: &str| {
             b.build()
-                .map_err(|e| Error::invalid(what.to_string(), e.without_url()))
+                .map_err(|e| Error::invalid(what.to_string(), http::causes(&e)))
         };
         let default = build(builder(), "registry client")?;
         let mut with_ca = HashMap::new();
@@ -72,7 +73,7 @@ impl Client {
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 Error::invalid(
                     format!("CA of registry {registry} ({})", path.display()),
-                    e.without_url(),
+                    http::causes(&e),
                 )
             })?;
             if certs.is_empty() {
@@ -190,7 +191,7 @@ impl Client {
         }
         let media_type = header(&resp, CONTENT_TYPE.as_str()).unwrap_or_default();
         let claimed = header(&resp, "docker-content-digest");
-        let body = read_limited(resp, registry).await?;
+        let body = read_limited(resp, registry, self.config.timeout()).await?;
         let digest = manifest::sha256_digest(&body);
         if let Some(claimed) = claimed.filter(|c| manifest::is_sha256_digest(c))
             && claimed != digest
@@ -242,7 +243,7 @@ impl Client {
                 .request(method.clone(), &url)
                 .header(ACCEPT, manifest::ACCEPT);
             req = match &auth {
-                Some(AuthHeader::Basic(c)) => req.basic_auth(&c.username, Some(&c.secret)),
+                Some(AuthHeader::Basic(c)) => req.basic_auth(&c.username, Some(c.secret.expose())),
                 Some(AuthHeader::Bearer(t)) => req.bearer_auth(t),
                 None => req,
             };
@@ -306,7 +307,7 @@ impl Client {
         }
         let mut req = self.http(registry).get(realm).query(&query);
         if let Some(c) = creds {
-            req = req.basic_auth(&c.username, Some(&c.secret));
+            req = req.basic_auth(&c.username, Some(c.secret.expose()));
         }
         let resp = req
             .send()
@@ -324,13 +325,13 @@ impl Client {
                 });
             }
             other => {
-                return Err(Error::Unavailable {
-                    service: service(registry),
-                    reason: format!("its token service answered {other}"),
-                });
+                return Err(Error::unavailable(
+                    service(registry),
+                    format!("its token service answered {other}"),
+                ));
             }
         }
-        let body = read_limited(resp, registry).await?;
+        let body = read_limited(resp, registry, self.config.timeout()).await?;
         let token: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
             remote(
                 registry,
@@ -400,11 +401,7 @@ fn service(registry: &str) -> String {
 }
 
 fn remote(registry: &str, code: Option<&str>, message: String) -> Error {
-    Error::Remote {
-        service: service(registry),
-        code: code.map(str::to_string),
-        message,
-    }
+    Error::remote(service(registry), code.map(str::to_string), message)
 }
 
 fn no_credentials(registry: &str) -> Error {
@@ -466,35 +463,24 @@ fn check_realm(registry: &str, realm: &str, plain_http: bool) -> Result<()> {
 }
 
 /// Reads a body up to [`MAX_MANIFEST_BYTES`].
-async fn read_limited(mut resp: Response, registry: &str) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
-                    return Err(remote(
-                        registry,
-                        None,
-                        format!("a manifest is larger than {MAX_MANIFEST_BYTES} bytes"),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
+/// `timeout` is the request's, named when the body stops arriving in time.
+async fn read_limited(resp: Response, registry: &str, timeout: Duration) -> Result<Vec<u8>> {
+    http::read_body(resp, MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge(cap) => remote(registry, None, BodyError::too_large(cap)),
+            BodyError::Read(e) => {
+                Error::unavailable(service(registry), http::describe(&e, timeout)).with_source(e)
             }
-            Ok(None) => return Ok(body),
-            Err(e) => {
-                return Err(Error::Unavailable {
-                    service: service(registry),
-                    reason: format!("the answer broke off: {}", describe(&e)),
-                });
-            }
-        }
-    }
+        })
 }
 
 /// The error of a non-200 manifest answer.
 async fn status_error(registry: &str, what: &str, resp: Response) -> Error {
     let status = resp.status();
-    let body = read_limited(resp, registry).await.unwrap_or_default();
+    let body = read_limited(resp, registry, Duration::ZERO)
+        .await
+        .unwrap_or_default();
     let code = serde_json::from_slice::<ErrorsBody>(&body)
         .ok()
         .and_then(|b| b.errors.into_iter().find_map(|e| e.code));
@@ -512,10 +498,10 @@ async fn status_error(registry: &str, what: &str, resp: Response) -> Error {
                 "{status} for {what}; check the credentials for {registry} in the Docker config"
             ),
         },
-        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => Error::Unavailable {
-            service: service(registry),
-            reason: format!("it answered {s} for {what}; retry later"),
-        },
+        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => Error::unavailable(
+            service(registry),
+            format!("it answered {s} for {what}; retry later"),
+        ),
         s => remote(
             registry,
             code.as_deref(),
@@ -524,49 +510,15 @@ async fn status_error(registry: &str, what: &str, resp: Response) -> Error {
     }
 }
 
-/// A transport failure, named without its URL.
+/// A transport failure, named without its URL, with the registry's own hints.
 fn transport_error(registry: &str, config: &RegistryConfig, e: reqwest::Error) -> Error {
-    let reason = if e.is_timeout() {
-        format!(
-            "no answer within {} ms; check the registry, or raise the registry timeout",
-            config.timeout().as_millis()
-        )
-    } else if e.is_connect() {
-        format!(
-            "cannot connect: {}{}",
-            describe(&e),
-            if config.plain_http.contains(registry) {
-                ""
-            } else {
-                " (a plain-HTTP registry must be listed in plain_http / --plain-http)"
-            }
-        )
-    } else {
-        describe(&e)
-    };
-    Error::Unavailable {
-        service: service(registry),
-        reason,
+    let mut reason = http::describe(&e, config.timeout());
+    if e.is_timeout() {
+        reason.push_str("; check the registry, or raise the registry timeout");
+    } else if e.is_connect() && !config.plain_http.contains(registry) {
+        reason.push_str(" (a plain-HTTP registry must be listed in plain_http / --plain-http)");
     }
-}
-
-/// The innermost causes of a reqwest error, which name what failed (refused, certificate)
-/// without the URL reqwest's own message carries.
-fn describe(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.contains(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    if parts.is_empty() {
-        e.to_string()
-    } else {
-        parts.join(": ")
-    }
+    Error::unavailable(service(registry), reason).with_source(e)
 }
 
 #[cfg(test)]

@@ -139,10 +139,12 @@ struct DescriptorPlatform {
 
 /// The digest of `platform`'s manifest in an index body. `Err` names the platforms there are.
 pub fn select_platform(index: &[u8], platform: &Platform, reference: &str) -> Result<String> {
-    let index: Index = serde_json::from_slice(index).map_err(|e| Error::Remote {
-        service: "registry".into(),
-        code: None,
-        message: format!("the image index of {reference} is not valid JSON: {e}"),
+    let index: Index = serde_json::from_slice(index).map_err(|e| {
+        Error::remote(
+            "registry",
+            None,
+            format!("the image index of {reference} is not valid JSON: {e}"),
+        )
     })?;
     let mut seen = Vec::new();
     for m in &index.manifests {

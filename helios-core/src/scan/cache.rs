@@ -210,19 +210,23 @@ fn clone_error(e: &Error) -> Error {
             service,
             code,
             message,
+            source,
         } => Error::Remote {
             service: service.clone(),
             code: code.clone(),
             message: message.clone(),
+            source: source.clone(),
         },
-        Error::Unavailable { service, reason } => Error::Unavailable {
+        Error::Unavailable {
+            service,
+            reason,
+            source,
+        } => Error::Unavailable {
             service: service.clone(),
             reason: reason.clone(),
+            source: source.clone(),
         },
-        other => Error::Unavailable {
-            service: "scan source".into(),
-            reason: other.to_string(),
-        },
+        other => Error::unavailable("scan source", other.to_string()),
     }
 }
 

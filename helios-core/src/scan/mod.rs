@@ -15,5 +15,5 @@ mod source;
 
 pub use cache::CachedSource;
 pub use dir::DirSource;
-pub use report::{Fix, Package, ScanReport, ScanStatus, Severity, Summary, Vulnerability};
+pub use report::{AffectedPackage, Fix, ScanReport, ScanStatus, Severity, Summary, Vulnerability};
 pub use source::{Lookup, ScanSource};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Where a scan stands, as the policy input contract names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ScanStatus {
     /// A finished scan with its findings.
     Completed,
@@ -35,6 +36,7 @@ impl fmt::Display for ScanStatus {
 /// Vulnerability severity, lower-case on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Severity {
     /// Critical.
     Critical,
@@ -69,6 +71,7 @@ impl Severity {
 /// One normalised scan of one image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ScanReport {
     /// Where the scan stands.
     pub status: ScanStatus,
@@ -141,6 +144,7 @@ impl ScanReport {
 /// Counts of findings by severity; every listed vulnerability counts, whatever its status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Summary {
     /// Critical findings.
     pub critical: u64,
@@ -183,6 +187,7 @@ impl Summary {
 /// One finding: a vulnerability in a package of the image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Vulnerability {
     /// The vulnerability id, e.g. `CVE-2023-1234`.
     pub id: String,
@@ -191,15 +196,17 @@ pub struct Vulnerability {
     /// The scanner's status, lower-case: `vulnerable`, `exception`, `fixed`, ...
     pub status: String,
     /// The affected package.
-    pub package: Package,
+    pub package: AffectedPackage,
     /// Whether and where it is fixed.
     pub fix: Fix,
 }
 
-/// An installed package.
+/// The installed package a finding is in (named apart from the policy's decision
+/// [`Package`](crate::policy::Package); serialised as the finding's `package` object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Package {
+#[non_exhaustive]
+pub struct AffectedPackage {
     /// Package name, e.g. `openssl`.
     pub name: String,
     /// Installed version.
@@ -211,6 +218,7 @@ pub struct Package {
 /// Fix availability of a finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Fix {
     /// Whether a fixed version exists.
     pub available: bool,

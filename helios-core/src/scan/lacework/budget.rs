@@ -11,14 +11,14 @@ pub const DEFAULT_REQUESTS_PER_HOUR: u32 = 480;
 
 /// A sliding-window budget of `limit` requests per `window`, shared by all clones of a client.
 #[derive(Debug)]
-pub(crate) struct Budget {
+pub(super) struct Budget {
     limit: u32,
     window: Duration,
     sent: Mutex<VecDeque<Instant>>,
 }
 
 impl Budget {
-    pub(crate) fn new(limit: u32, window: Duration) -> Self {
+    pub(super) fn new(limit: u32, window: Duration) -> Self {
         Budget {
             limit: limit.max(1),
             window,
@@ -27,7 +27,7 @@ impl Budget {
     }
 
     /// Takes one request from the budget, or says when the next one frees up.
-    pub(crate) fn try_take(&self, now: Instant) -> Result<(), Instant> {
+    pub(super) fn try_take(&self, now: Instant) -> Result<(), Instant> {
         // A poisoned lock only means another thread panicked mid-update of a queue of instants;
         // the queue is still a valid queue, so keep using it.
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
@@ -47,12 +47,12 @@ impl Budget {
     }
 
     /// The configured limit, for messages.
-    pub(crate) fn limit(&self) -> u32 {
+    pub(super) fn limit(&self) -> u32 {
         self.limit
     }
 
     /// The window, for messages.
-    pub(crate) fn window(&self) -> Duration {
+    pub(super) fn window(&self) -> Duration {
         self.window
     }
 }

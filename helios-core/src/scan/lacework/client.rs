@@ -12,10 +12,10 @@ use serde::Deserialize;
 use super::budget::{Budget, DEFAULT_REQUESTS_PER_HOUR};
 use super::config::{self, Settings};
 use super::retry;
-use super::secret::Secret;
 use super::token::Tokens;
-use crate::bounded::{BodyError, MAX_LACEWORK_BODY, read_body};
+use crate::bounded::MAX_LACEWORK_BODY;
 use crate::error::{Error, Result};
+use crate::http::{self, BodyError, Secret};
 
 /// How far back the row search of an image with findings looks at least: 30 days, i.e. up to
 /// five searches of at most 7 days each (Lacework's maximum time range), stopping at the first
@@ -42,20 +42,20 @@ pub const MAX_SEARCH_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
-    pub(crate) settings: Settings,
-    pub(crate) token_expiry: Duration,
-    pub(crate) timeout: Duration,
-    pub(crate) max_wait: Duration,
-    pub(crate) retries: u32,
-    pub(crate) retry_base: Duration,
-    pub(crate) retry_max: Duration,
-    pub(crate) requests_per_hour: u32,
-    pub(crate) budget_window: Duration,
-    pub(crate) look_back: Duration,
-    pub(crate) image_id_fallback: bool,
-    pub(crate) poll_initial: Duration,
-    pub(crate) poll_max: Duration,
-    pub(crate) auth_failure_cooldown: Duration,
+    pub(super) settings: Settings,
+    pub(super) token_expiry: Duration,
+    pub(super) timeout: Duration,
+    pub(super) max_wait: Duration,
+    pub(super) retries: u32,
+    pub(super) retry_base: Duration,
+    pub(super) retry_max: Duration,
+    pub(super) requests_per_hour: u32,
+    pub(super) budget_window: Duration,
+    pub(super) look_back: Duration,
+    pub(super) image_id_fallback: bool,
+    pub(super) poll_initial: Duration,
+    pub(super) poll_max: Duration,
+    pub(super) auth_failure_cooldown: Duration,
 }
 
 impl Default for ClientBuilder {
@@ -256,9 +256,12 @@ impl ClientBuilder {
             .connect_timeout(self.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .map_err(|e| Error::Unavailable {
-                service: "Lacework".into(),
-                reason: format!("cannot set up the HTTP client: {}", e.without_url()),
+            .map_err(|e| {
+                Error::unavailable(
+                    "Lacework",
+                    format!("cannot set up the HTTP client: {}", http::causes(&e)),
+                )
+                .with_source(e)
             })?;
         Ok(LaceworkClient {
             inner: Arc::new(Inner {
@@ -291,19 +294,19 @@ fn account_url(account: &str) -> String {
 /// and one request budget.
 #[derive(Clone)]
 pub struct LaceworkClient {
-    pub(crate) inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+pub(super) struct Inner {
     http: reqwest::Client,
-    pub(crate) service: String,
+    pub(super) service: String,
     base: Url,
     subaccount: Option<String>,
-    pub(crate) key_id: String,
-    pub(crate) secret: Secret,
-    pub(crate) tokens: Tokens,
+    pub(super) key_id: String,
+    pub(super) secret: Secret,
+    pub(super) tokens: Tokens,
     budget: Budget,
-    pub(crate) config: ClientBuilder,
+    pub(super) config: ClientBuilder,
 }
 
 impl fmt::Debug for LaceworkClient {
@@ -319,7 +322,7 @@ impl fmt::Debug for LaceworkClient {
 
 /// What came back from one exchange that was not retried away.
 #[derive(Debug)]
-pub(crate) struct Reply {
+pub(super) struct Reply {
     pub status: StatusCode,
     pub body: Vec<u8>,
 }
@@ -340,17 +343,13 @@ struct ErrorData {
 }
 
 /// Lacework's own explanation of a failed call, bounded in length.
-pub(crate) fn lacework_message(status: StatusCode, body: &[u8]) -> String {
+pub(super) fn lacework_message(status: StatusCode, body: &[u8]) -> String {
     let msg = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.message.or_else(|| b.data.and_then(|d| d.message)))
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-    let mut msg: String = msg.chars().take(300).collect();
-    if msg.len() == 300 {
-        msg.push('…');
-    }
-    format!("HTTP {}: {msg}", status.as_u16())
+    format!("HTTP {}: {}", status.as_u16(), http::excerpt(&msg))
 }
 
 impl LaceworkClient {
@@ -371,11 +370,11 @@ impl LaceworkClient {
     }
 
     /// The deadline of a call: the caller's, else now plus the configured maximum wait.
-    pub(crate) fn deadline(&self, deadline: Option<Instant>) -> Instant {
+    pub(super) fn deadline(&self, deadline: Option<Instant>) -> Instant {
         deadline.unwrap_or_else(|| Instant::now() + self.inner.config.max_wait)
     }
 
-    pub(crate) fn url(&self, path_or_url: &str) -> Result<Url> {
+    pub(super) fn url(&self, path_or_url: &str) -> Result<Url> {
         // A `nextPage` URL is absolute; only its path and query are used, so the token is only
         // ever sent to the configured server.
         let (path, query) = match Url::parse(path_or_url) {
@@ -391,16 +390,13 @@ impl LaceworkClient {
         Ok(url)
     }
 
-    pub(crate) fn unavailable(&self, reason: impl Into<String>) -> Error {
-        Error::Unavailable {
-            service: self.inner.service.clone(),
-            reason: reason.into(),
-        }
+    pub(super) fn unavailable(&self, reason: impl Into<String>) -> Error {
+        Error::unavailable(&self.inner.service, reason)
     }
 
     /// An authenticated call: fetches (or reuses) the access token, re-authenticates once on a
     /// 401, and maps every non-success status to a typed error.
-    pub(crate) async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         path_or_url: &str,
@@ -431,7 +427,7 @@ impl LaceworkClient {
     }
 
     /// Maps a non-success reply to a typed error.
-    pub(crate) fn check(&self, reply: Reply) -> Result<Reply> {
+    pub(super) fn check(&self, reply: Reply) -> Result<Reply> {
         let status = reply.status;
         if status.is_success() {
             return Ok(reply);
@@ -444,11 +440,11 @@ impl LaceworkClient {
                     "{message}; check LW_API_KEY / LW_API_SECRET (or the profile) and LW_ACCOUNT"
                 ),
             },
-            _ => Error::Remote {
-                service: self.inner.service.clone(),
-                code: Some(status.as_u16().to_string()),
+            _ => Error::remote(
+                &self.inner.service,
+                Some(status.as_u16().to_string()),
                 message,
-            },
+            ),
         })
     }
 
@@ -456,7 +452,7 @@ impl LaceworkClient {
     /// (connection errors, truncated bodies, 5xx with jittered backoff; 429 after the server's
     /// `Retry-After` / `RateLimit-Reset`) as long as the deadline allows. Other statuses are
     /// returned as they are.
-    pub(crate) async fn exchange(
+    pub(super) async fn exchange(
         &self,
         method: Method,
         url: Url,
@@ -478,24 +474,24 @@ impl LaceworkClient {
                     self.unavailable("the caller's deadline passed before Lacework answered")
                 );
             };
+            let timeout = cfg.timeout.min(left);
             let mut req = self
                 .inner
                 .http
                 .request(method.clone(), url.clone())
-                .timeout(cfg.timeout.min(left));
+                .timeout(timeout);
             if let Some(token) = bearer {
                 req = req.bearer_auth(token.expose());
             } else {
                 // Marked sensitive, as `bearer_auth` marks the token, so HTTP layers never
                 // print it.
-                let mut secret = reqwest::header::HeaderValue::from_str(self.inner.secret.expose())
-                    .map_err(|_| {
+                let secret =
+                    http::sensitive_header(self.inner.secret.expose()).ok_or_else(|| {
                         Error::invalid(
                             "Lacework configuration",
                             "the API secret contains characters not allowed in an HTTP header",
                         )
                     })?;
-                secret.set_sensitive(true);
                 req = req.header("X-LW-UAKS", secret);
             }
             if let Some(sub) = &self.inner.subaccount {
@@ -510,15 +506,15 @@ impl LaceworkClient {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    let body = match read_body(resp, MAX_LACEWORK_BODY).await {
+                    let body = match http::read_body(resp, MAX_LACEWORK_BODY).await {
                         Ok(body) => Ok(body),
                         // Not retried: the same request would bring the same oversized answer.
                         Err(BodyError::TooLarge(cap)) => {
-                            return Err(Error::Remote {
-                                service: self.inner.service.clone(),
-                                code: Some(status.as_u16().to_string()),
-                                message: BodyError::too_large(cap),
-                            });
+                            return Err(Error::remote(
+                                &self.inner.service,
+                                Some(status.as_u16().to_string()),
+                                BodyError::too_large(cap),
+                            ));
                         }
                         Err(BodyError::Read(e)) => Err(e),
                     };
@@ -539,7 +535,9 @@ impl LaceworkClient {
                                 wait.as_secs_f64().ceil()
                             )));
                         }
-                        Ok(bytes) if status.is_server_error() => lacework_message(status, &bytes),
+                        Ok(bytes) if status.is_server_error() => {
+                            (lacework_message(status, &bytes), None)
+                        }
                         Ok(bytes) => {
                             tracing::debug!(service = %self.inner.service, status = status.as_u16(), "lacework response");
                             return Ok(Reply {
@@ -547,11 +545,12 @@ impl LaceworkClient {
                                 body: bytes,
                             });
                         }
-                        Err(e) => format!("reading the response failed: {}", describe(&e)),
+                        Err(e) => (http::describe(&e, timeout), Some(e)),
                     }
                 }
-                Err(e) => describe(&e),
+                Err(e) => (http::describe(&e, timeout), Some(e)),
             };
+            let (failure, cause) = failure;
             let wait = retry::backoff(cfg.retry_base, cfg.retry_max, transient);
             if transient < cfg.retries && Instant::now() + wait < deadline {
                 tracing::warn!(service = %self.inner.service, attempt = transient + 1, error = %failure, "lacework call failed; retrying");
@@ -559,11 +558,15 @@ impl LaceworkClient {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            return Err(self.unavailable(format!(
+            let error = self.unavailable(format!(
                 "{failure} (after {} attempt{})",
                 transient + 1,
                 if transient == 0 { "" } else { "s" }
-            )));
+            ));
+            return Err(match cause {
+                Some(cause) => error.with_source(cause),
+                None => error,
+            });
         }
     }
 
@@ -593,31 +596,6 @@ impl LaceworkClient {
             }
         }
     }
-}
-
-/// A transport error without its URL (which could carry a query) and with its cause chain.
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "response body was cut short or unreadable"
-    } else {
-        "request failed"
-    };
-    let mut text = kind.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

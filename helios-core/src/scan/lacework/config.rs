@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::secret::Secret;
 use crate::error::{Error, Result};
+use crate::http::Secret;
 
 /// Settings read from the environment and a profile, before explicit builder overrides.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Settings {
+pub(super) struct Settings {
     pub account: Option<String>,
     pub subaccount: Option<String>,
     pub api_key: Option<String>,
@@ -32,8 +32,8 @@ pub(crate) struct Settings {
 }
 
 /// One profile of `~/.lacework.toml` (unknown keys such as `version` or `api_token` ignored).
-/// Its `Debug` redacts `api_secret`, read here as a plain string before it becomes a [`Secret`].
-#[derive(Default, Deserialize)]
+/// `api_secret` is read straight into a [`Secret`], so `Debug` redacts it.
+#[derive(Debug, Default, Deserialize)]
 struct Profile {
     #[serde(default)]
     account: Option<String>,
@@ -42,22 +42,11 @@ struct Profile {
     #[serde(default)]
     api_key: Option<String>,
     #[serde(default)]
-    api_secret: Option<String>,
-}
-
-impl std::fmt::Debug for Profile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Profile")
-            .field("account", &self.account)
-            .field("subaccount", &self.subaccount)
-            .field("api_key", &self.api_key)
-            .field("api_secret", &self.api_secret.as_ref().map(|_| "***"))
-            .finish()
-    }
+    api_secret: Option<Secret>,
 }
 
 /// The Lacework CLI's configuration file: `~/.lacework.toml` (`%USERPROFILE%` on Windows).
-pub(crate) fn default_profile_file(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+pub(super) fn default_profile_file(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     env("HOME")
         .or_else(|| env("USERPROFILE"))
         .filter(|h| !h.is_empty())
@@ -68,7 +57,7 @@ pub(crate) fn default_profile_file(env: &dyn Fn(&str) -> Option<String>) -> Opti
 ///
 /// `profile` names the profile explicitly (the CLI's `--profile`); otherwise `LW_PROFILE`, else
 /// `default`.
-pub(crate) fn resolve(
+pub(super) fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
     profile_file: Option<&Path>,
     profile: Option<&str>,
@@ -92,7 +81,7 @@ pub(crate) fn resolve(
             settings.account = nonempty(&p.account);
             settings.subaccount = nonempty(&p.subaccount);
             settings.api_key = nonempty(&p.api_key);
-            settings.api_secret = nonempty(&p.api_secret).map(Secret::new);
+            settings.api_secret = p.api_secret.clone().filter(|s| !s.is_empty());
         }
         None if explicit => {
             // Suggest unsetting LW_PROFILE only when that is where the name came from; a name

@@ -26,22 +26,20 @@ mod ondemand;
 mod retry;
 mod rows;
 mod search;
-mod secret;
 mod share;
 mod source;
 mod summary;
 mod token;
 
+pub use crate::http::Secret;
 pub use budget::DEFAULT_REQUESTS_PER_HOUR;
 pub use client::{ClientBuilder, DEFAULT_LOOK_BACK, LaceworkClient, MAX_SEARCH_WINDOW};
 pub use lookup::{DEFAULT_SCAN_WAIT, LOOKUP_ALLOWANCE, LaceworkLookup, ServiceFailure, scan_image};
 pub use ondemand::{SCAN_PATH, ScanState};
-pub use rows::{
-    ContainerVulnRow, EvalCtx, FeatureKey, FixInfo, FlexBool, ImageInfo, ScanRequestProps,
-    TimeValue, parse_rows, report_from_rows,
-};
+// The wire rows of a container vulnerability search stay inside the crate: callers read a
+// search page or a scan file through `ScanReport::from_scan_json` / `from_scan_file`.
+pub(crate) use rows::{parse_rows, report_from_rows};
 pub use search::{Filter, MAX_LOOK_BACK, SEARCH_PATH, lacework_registry};
-pub use secret::Secret;
 pub(crate) use share::refused as share_refused;
 pub use share::{BudgetShare, ShareLedger};
 pub use source::{LaceworkSource, NoScan};

@@ -65,15 +65,17 @@ fn none<T>() -> Option<T> {
 
 impl LaceworkClient {
     fn parse<T: for<'de> Deserialize<'de>>(&self, body: &[u8], what: &str) -> Result<Envelope<T>> {
-        serde_json::from_slice(body).map_err(|e| Error::Remote {
-            service: self.service().to_string(),
-            code: None,
-            message: format!(
-                "malformed {what} response ({:?} error at line {} column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
+        serde_json::from_slice(body).map_err(|e| {
+            Error::remote(
+                self.service().to_string(),
+                None,
+                format!(
+                    "malformed {what} response ({:?} error at line {} column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+            )
         })
     }
 
@@ -103,13 +105,15 @@ impl LaceworkClient {
         env.data
             .and_then(|d| d.request_id)
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| Error::Remote {
-                service: self.service().to_string(),
-                code: None,
-                message: format!(
-                    "the scan request was not accepted: {}",
-                    message.unwrap_or_else(|| "no requestId in the answer".into())
-                ),
+            .ok_or_else(|| {
+                Error::remote(
+                    self.service().to_string(),
+                    None,
+                    format!(
+                        "the scan request was not accepted: {}",
+                        message.unwrap_or_else(|| "no requestId in the answer".into())
+                    ),
+                )
             })
     }
 
@@ -146,11 +150,11 @@ impl LaceworkClient {
                     .unwrap_or_else(|| "the scan failed".into()),
             },
             other => {
-                return Err(Error::Remote {
-                    service: self.service().to_string(),
-                    code: None,
-                    message: format!("unknown scan status {other:?} for request {request_id}"),
-                });
+                return Err(Error::remote(
+                    self.service().to_string(),
+                    None,
+                    format!("unknown scan status {other:?} for request {request_id}"),
+                ));
             }
         })
     }

@@ -9,7 +9,7 @@ use reqwest::header::HeaderMap;
 /// The delay before retry number `attempt` (0-based): exponential from `base`, capped at `max`,
 /// with "full jitter" (a random point in the upper half) so that many clients failing together do
 /// not retry together.
-pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+pub(super) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.min(16)).min(max);
     let half = exp / 2;
     half + half.mul_f64(jitter_unit())
@@ -29,7 +29,7 @@ fn jitter_unit() -> f64 {
 
 /// How long the server asks us to wait: `Retry-After` (seconds or an HTTP date), else
 /// `RateLimit-Reset` (seconds until the window resets).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = |name: &str| {
         headers
             .get(name)

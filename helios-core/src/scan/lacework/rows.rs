@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::scan::{Fix, Package, ScanReport, Severity, Vulnerability};
+use crate::scan::{AffectedPackage, Fix, ScanReport, Severity, Vulnerability};
 
 /// One row of a container vulnerability search: one vulnerability of one package of one image,
 /// as seen by one evaluation (`evalGuid`).
@@ -227,7 +227,7 @@ impl ContainerVulnRow {
             id: self.vuln_id.clone(),
             severity,
             status: self.status.to_ascii_lowercase(),
-            package: Package {
+            package: AffectedPackage {
                 name: self.feature_key.name.clone(),
                 version: self.feature_key.version.clone(),
                 namespace: self.feature_key.namespace.clone(),

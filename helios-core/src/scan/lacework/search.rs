@@ -126,7 +126,7 @@ fn summary_registries(registry: &str) -> Vec<String> {
 impl LaceworkClient {
     /// Every `data` entry of a search at `path` with `body`, every page followed through
     /// `paging.urls.nextPage`. HTTP 204 (or an empty body) means none.
-    pub(crate) async fn search_pages(
+    pub(super) async fn search_pages(
         &self,
         path: &str,
         body: &Value,
@@ -143,15 +143,17 @@ impl LaceworkClient {
             {
                 return Ok(data);
             }
-            let page: Page = serde_json::from_slice(&reply.body).map_err(|e| Error::Remote {
-                service: self.service().to_string(),
-                code: None,
-                message: format!(
-                    "malformed search response ({:?} error at line {} column {})",
-                    e.classify(),
-                    e.line(),
-                    e.column()
-                ),
+            let page: Page = serde_json::from_slice(&reply.body).map_err(|e| {
+                Error::remote(
+                    self.service().to_string(),
+                    None,
+                    format!(
+                        "malformed search response ({:?} error at line {} column {})",
+                        e.classify(),
+                        e.line(),
+                        e.column()
+                    ),
+                )
             })?;
             data.extend(page.data.unwrap_or_default());
             let next = page
@@ -161,23 +163,22 @@ impl LaceworkClient {
                 .filter(|u| !u.trim().is_empty());
             match next {
                 Some(url) if !seen.insert(url.clone()) => {
-                    return Err(Error::Remote {
-                        service: self.service().to_string(),
-                        code: None,
-                        message: "the search's nextPage pointed to a page already read; \
-                                  stopped following it"
-                            .into(),
-                    });
+                    return Err(Error::remote(
+                        self.service().to_string(),
+                        None,
+                        "the search's nextPage pointed to a page already read; \
+                                  stopped following it",
+                    ));
                 }
                 Some(url) => reply = self.call(Method::GET, &url, None, deadline).await?,
                 None => return Ok(data),
             }
         }
-        Err(Error::Remote {
-            service: self.service().to_string(),
-            code: None,
-            message: format!("the search returned more than {MAX_PAGES} pages"),
-        })
+        Err(Error::remote(
+            self.service().to_string(),
+            None,
+            format!("the search returned more than {MAX_PAGES} pages"),
+        ))
     }
 
     /// All rows matching `filters` between `start` and `end` (at most 7 days apart), every page
@@ -199,10 +200,12 @@ impl LaceworkClient {
         })
         .map_err(|e| Error::invalid("Lacework search", e))?;
         let data = self.search_pages(SEARCH_PATH, &body, deadline).await?;
-        parse_rows(data).map_err(|e| Error::Remote {
-            service: self.service().to_string(),
-            code: None,
-            message: format!("unexpected search rows: {e}"),
+        parse_rows(data).map_err(|e| {
+            Error::remote(
+                self.service().to_string(),
+                None,
+                format!("unexpected search rows: {e}"),
+            )
         })
     }
 
@@ -226,10 +229,12 @@ impl LaceworkClient {
         data.into_iter()
             .enumerate()
             .map(|(i, v)| {
-                serde_path_to_error::deserialize(v).map_err(|e| Error::Remote {
-                    service: self.service().to_string(),
-                    code: None,
-                    message: format!("unexpected image summary {i}: {e}"),
+                serde_path_to_error::deserialize(v).map_err(|e| {
+                    Error::remote(
+                        self.service().to_string(),
+                        None,
+                        format!("unexpected image summary {i}: {e}"),
+                    )
                 })
             })
             .collect()
@@ -389,11 +394,7 @@ impl LaceworkClient {
     }
 
     fn remote(&self, message: impl Into<String>) -> Error {
-        Error::Remote {
-            service: self.service().to_string(),
-            code: None,
-            message: message.into(),
-        }
+        Error::remote(self.service().to_string(), None, message.into())
     }
 }
 
@@ -414,6 +415,6 @@ fn newest<'a>(found: impl Iterator<Item = &'a ImageSummary>) -> Option<&'a Image
     found.max_by_key(|s| s.last_scanned())
 }
 
-pub(crate) fn not_found() -> ScanReport {
+pub(super) fn not_found() -> ScanReport {
     ScanReport::without_findings(ScanStatus::NotFound, super::SOURCE, None)
 }

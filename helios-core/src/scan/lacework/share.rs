@@ -154,7 +154,7 @@ pub(crate) fn refused() -> bool {
 }
 
 /// Charges one request to the share of the running lookup, if it runs in one.
-pub(crate) fn spend(limit: u32, window: Duration) -> Result<(), String> {
+pub(super) fn spend(limit: u32, window: Duration) -> Result<(), String> {
     SHARE
         .try_with(|share| share.try_spend(limit, window, Instant::now()))
         .unwrap_or(Ok(()))

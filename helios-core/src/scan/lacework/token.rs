@@ -8,15 +8,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::client::LaceworkClient;
-use super::secret::Secret;
 use crate::error::{Error, Result};
+use crate::http::Secret;
 
 /// The token endpoint.
 pub const TOKEN_PATH: &str = "/api/v2/access/tokens";
 
 /// A token in use, with the generation that identifies it for invalidation.
 #[derive(Clone)]
-pub(crate) struct Token {
+pub(super) struct Token {
     pub value: Secret,
     pub generation: u64,
 }
@@ -36,7 +36,7 @@ struct State {
 }
 
 /// The token cache of one client (shared by its clones).
-pub(crate) struct Tokens {
+pub(super) struct Tokens {
     // An async mutex, held across the refresh: concurrent callers queue behind the one refresh
     // and then reuse its token.
     state: tokio::sync::Mutex<State>,
@@ -65,7 +65,7 @@ struct TokenData {
 }
 
 impl Tokens {
-    pub(crate) fn new(cooldown: Duration) -> Self {
+    pub(super) fn new(cooldown: Duration) -> Self {
         Tokens {
             state: tokio::sync::Mutex::new(State::default()),
             cooldown,
@@ -73,7 +73,7 @@ impl Tokens {
     }
 
     /// A valid token, fetched if there is none or it is about to expire.
-    pub(crate) async fn get(&self, client: &LaceworkClient, deadline: Instant) -> Result<Token> {
+    pub(super) async fn get(&self, client: &LaceworkClient, deadline: Instant) -> Result<Token> {
         let mut state = tokio::time::timeout_at(deadline.into(), self.state.lock())
             .await
             .map_err(|_| {
@@ -122,7 +122,7 @@ impl Tokens {
     }
 
     /// Drops the token of `generation` after the server rejected it (a newer one is kept).
-    pub(crate) async fn invalidate(&self, generation: u64) {
+    pub(super) async fn invalidate(&self, generation: u64) {
         let mut state = self.state.lock().await;
         if state
             .current
@@ -150,20 +150,22 @@ async fn fetch(client: &LaceworkClient, deadline: Instant) -> Result<(Secret, Du
         reply.status = StatusCode::UNAUTHORIZED;
     }
     let reply = client.check(reply)?;
-    let parsed: TokenBody = serde_json::from_slice(&reply.body).map_err(|e| Error::Remote {
-        service: inner.service.clone(),
-        code: None,
-        message: format!("malformed access-token response: {}", e.classify_str()),
+    let parsed: TokenBody = serde_json::from_slice(&reply.body).map_err(|e| {
+        Error::remote(
+            inner.service.clone(),
+            None,
+            format!("malformed access-token response: {}", e.classify_str()),
+        )
     })?;
     let (token, expires_at) = match (parsed.token, parsed.data.into_iter().next()) {
         (Some(t), _) => (t, parsed.expires_at),
         (None, Some(d)) => (d.token, d.expires_at),
         (None, None) => {
-            return Err(Error::Remote {
-                service: inner.service.clone(),
-                code: None,
-                message: "the access-token response holds no token".into(),
-            });
+            return Err(Error::remote(
+                inner.service.clone(),
+                None,
+                "the access-token response holds no token",
+            ));
         }
     };
     let lifetime = expires_at
