@@ -5,13 +5,22 @@ mod support;
 
 use std::time::Instant;
 
-use helios_core::policy::{Decision, EmbeddedEvaluator, Package, PolicyInput};
+use helios_core::policy::{Decision, EmbeddedEvaluator, EngineKind, Package, PolicyInput};
 use support::cases::{Case, fixtures_dir, load_cases};
 
 /// The acceptance criterion of issue 2 asks for at least this many cases.
 const MIN_CASES: usize = 25;
 
 fn run_embedded(case: &Case) -> helios_core::Result<Decision> {
+    run_on(case, None).map(|(decision, _)| decision)
+}
+
+/// Runs a case on the engine asked for (`None`: the default choice); returns the decision and
+/// the engine that ran it.
+fn run_on(
+    case: &Case,
+    engine: Option<EngineKind>,
+) -> helios_core::Result<(Decision, EngineKind)> {
     let mut builder = EmbeddedEvaluator::builder()
         .package(Package::parse(&case.package)?)
         .rego_v0(case.rego_v0);
@@ -24,9 +33,56 @@ fn run_embedded(case: &Case) -> helios_core::Result<Decision> {
     if let Some(limit) = case.time_limit {
         builder = builder.time_limit(limit);
     }
+    if let Some(engine) = engine {
+        builder = builder.engine(engine);
+    }
     let evaluator = builder.build()?;
     let input = PolicyInput::from_value(case.input.clone())?;
-    evaluator.evaluate_sync(&input)
+    Ok((evaluator.evaluate_sync(&input)?, evaluator.engine()))
+}
+
+/// Shows an outcome byte for byte: the decision's JSON, or the error's code and message.
+fn exact(outcome: &helios_core::Result<(Decision, EngineKind)>) -> String {
+    match outcome {
+        Ok((d, _)) => serde_json::to_string(d).unwrap_or_else(|e| e.to_string()),
+        Err(e) => format!("{}: {e}", e.code()),
+    }
+}
+
+/// The compiled VM and the interpreter decide every shared case identically, byte for byte
+/// (errors included), and the VM runs the cases it can: every one of the shipped default policy.
+#[test]
+fn both_engines_decide_every_case_alike() -> Result<(), String> {
+    let cases = load_cases()?;
+    let mut mismatches = Vec::new();
+    let mut on_vm = 0;
+    for case in &cases {
+        let compiled = run_on(case, Some(EngineKind::Rvm));
+        let interpreted = run_on(case, Some(EngineKind::Interpreter));
+        let compiled = match compiled {
+            Err(e) if e.code() == "invalid" && e.to_string().contains("rvm:") => {
+                eprintln!("{}: on the interpreter only ({e})", case.name);
+                if case.policy.is_empty() {
+                    mismatches.push(format!("{}: the default policy must compile: {e}", case.name));
+                }
+                continue;
+            }
+            other => other,
+        };
+        on_vm += 1;
+        if exact(&compiled) != exact(&interpreted) {
+            mismatches.push(format!(
+                "{}:\n  rvm:         {}\n  interpreter: {}",
+                case.name,
+                exact(&compiled),
+                exact(&interpreted)
+            ));
+        }
+    }
+    eprintln!("{on_vm} of {} cases ran on both engines", cases.len());
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(on_vm * 2 > cases.len(), "only {on_vm} of {} cases compiled", cases.len());
+    Ok(())
 }
 
 #[test]
