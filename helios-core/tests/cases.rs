@@ -17,10 +17,7 @@ fn run_embedded(case: &Case) -> helios_core::Result<Decision> {
 
 /// Runs a case on the engine asked for (`None`: the default choice); returns the decision and
 /// the engine that ran it.
-fn run_on(
-    case: &Case,
-    engine: Option<EngineKind>,
-) -> helios_core::Result<(Decision, EngineKind)> {
+fn run_on(case: &Case, engine: Option<EngineKind>) -> helios_core::Result<(Decision, EngineKind)> {
     let mut builder = EmbeddedEvaluator::builder()
         .package(Package::parse(&case.package)?)
         .rego_v0(case.rego_v0);
@@ -60,10 +57,13 @@ fn both_engines_decide_every_case_alike() -> Result<(), String> {
         let compiled = run_on(case, Some(EngineKind::Rvm));
         let interpreted = run_on(case, Some(EngineKind::Interpreter));
         let compiled = match compiled {
-            Err(e) if e.code() == "invalid" && e.to_string().contains("rvm:") => {
+            Err(e) if e.code() == "invalid_input" && e.to_string().contains("rvm:") => {
                 eprintln!("{}: on the interpreter only ({e})", case.name);
                 if case.policy.is_empty() {
-                    mismatches.push(format!("{}: the default policy must compile: {e}", case.name));
+                    mismatches.push(format!(
+                        "{}: the default policy must compile: {e}",
+                        case.name
+                    ));
                 }
                 continue;
             }
@@ -81,7 +81,11 @@ fn both_engines_decide_every_case_alike() -> Result<(), String> {
     }
     eprintln!("{on_vm} of {} cases ran on both engines", cases.len());
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
-    assert!(on_vm * 2 > cases.len(), "only {on_vm} of {} cases compiled", cases.len());
+    assert!(
+        on_vm * 2 > cases.len(),
+        "only {on_vm} of {} cases compiled",
+        cases.len()
+    );
     Ok(())
 }
 
@@ -185,5 +189,73 @@ fn every_policy_fixture_is_used_by_a_case() -> Result<(), String> {
         }
     }
     assert!(unused.is_empty(), "policies no case uses: {unused:?}");
+    Ok(())
+}
+
+/// What the compiled engine cannot reproduce stays on the interpreter, with the reason; asking
+/// for the VM then fails the build; both engines still decide alike.
+#[test]
+fn the_interpreter_keeps_what_the_vm_cannot_run() -> helios_core::Result<()> {
+    use helios_core::policy::PolicySet;
+    let input = PolicyInput::from_value(serde_json::json!({
+        "version": 1, "stage": "ci",
+        "image": {"reference": "r.example/app:1", "registry": "r.example", "repository": "app",
+                  "tag": "1", "digest": null},
+        "scan": {"status": "not_found", "source": "file", "id": null, "scanned_at": null,
+                 "error": null, "summary": {"critical": 0, "high": 0, "medium": 0, "low": 0,
+                 "info": 0, "unknown": 0, "total": 0, "fixable": 0}, "vulnerabilities": []},
+        "workload": null, "ci": null
+    }))?;
+    let ref_head = "package helios\nimport rego.v1\nallow := true\ndeny.first := \"no\" if true\n";
+    let from_data = "package helios\nimport rego.v1\nwarn contains \"w\" if true\n";
+    for (source, data, why) in [
+        (ref_head, None, "longer ref head"),
+        (
+            from_data,
+            Some(serde_json::json!({"helios": {"allow": false}})),
+            "given by data",
+        ),
+    ] {
+        let build = |engine: Option<EngineKind>| {
+            let mut set = PolicySet::new();
+            set.add_module("p.rego", source);
+            if let Some(data) = &data {
+                set.add_data(data.clone())?;
+            }
+            let mut builder = EmbeddedEvaluator::builder().policies(set);
+            if let Some(engine) = engine {
+                builder = builder.engine(engine);
+            }
+            builder.build()
+        };
+        // The default choice, unless HELIOS_ENGINE forces one for the whole run.
+        let auto = build(None)?;
+        if std::env::var_os(helios_core::policy::ENGINE_ENV).is_none() {
+            assert_eq!(auto.engine(), EngineKind::Interpreter);
+            assert!(
+                auto.engine_reason().contains(why),
+                "{}",
+                auto.engine_reason()
+            );
+        }
+        let refused = build(Some(EngineKind::Rvm));
+        assert!(
+            matches!(&refused, Err(e) if e.code() == "invalid_input" && e.to_string().contains(why)),
+            "{refused:?}"
+        );
+        let interpreted = build(Some(EngineKind::Interpreter))?;
+        assert_eq!(interpreted.engine(), EngineKind::Interpreter);
+        assert_eq!(
+            format!("{:?}", auto.evaluate_sync(&input)),
+            format!("{:?}", interpreted.evaluate_sync(&input))
+        );
+    }
+    let default = EmbeddedEvaluator::builder()
+        .engine(EngineKind::Rvm)
+        .build()?;
+    assert_eq!(
+        (default.engine(), default.engine_reason()),
+        (EngineKind::Rvm, "the policy compiled")
+    );
     Ok(())
 }

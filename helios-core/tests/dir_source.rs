@@ -112,7 +112,10 @@ async fn reports_are_parsed_once_until_the_file_changes() -> Result<()> {
     let image = ImageRef::parse(
         "r.example/app@sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
     )?;
-    assert_eq!(source.scan(&image, Lookup::default()).await?.id.as_deref(), Some("r1"));
+    assert_eq!(
+        source.scan(&image, Lookup::default()).await?.id.as_deref(),
+        Some("r1")
+    );
 
     // Rewritten in place, same length and modification time: the parsed report stands.
     let modified = std::fs::metadata(&path)
@@ -126,12 +129,18 @@ async fn reports_are_parsed_once_until_the_file_changes() -> Result<()> {
         .map_err(fail)?;
     std::io::Write::write_all(&mut &file, other.as_bytes()).map_err(fail)?;
     file.set_modified(modified).map_err(fail)?;
-    assert_eq!(source.scan(&image, Lookup::default()).await?.id.as_deref(), Some("r1"));
+    assert_eq!(
+        source.scan(&image, Lookup::default()).await?.id.as_deref(),
+        Some("r1")
+    );
 
     // A new modification time: read again.
     file.set_modified(modified + std::time::Duration::from_secs(1))
         .map_err(fail)?;
-    assert_eq!(source.scan(&image, Lookup::default()).await?.id.as_deref(), Some("r2"));
+    assert_eq!(
+        source.scan(&image, Lookup::default()).await?.id.as_deref(),
+        Some("r2")
+    );
 
     // Another length: read again, and an unparsable file is an error, never the old report.
     write(dir.path(), name, "{")?;

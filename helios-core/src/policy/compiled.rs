@@ -12,10 +12,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use regorus::Value;
 use regorus::rvm::program::Program;
 use regorus::rvm::vm::{RegoVM, VmError};
 use regorus::utils::limits::ExecutionTimerConfig;
-use regorus::Value;
 
 use crate::policy::Package;
 
@@ -56,7 +56,10 @@ impl Compiled {
         let mut rules = Vec::new();
         for rule in CONTRACT_RULES {
             let path = package.rule(rule);
-            match engine.clone().compile_with_entrypoint(&path.as_str().into()) {
+            match engine
+                .clone()
+                .compile_with_entrypoint(&path.as_str().into())
+            {
                 Ok(compiled) => {
                     policy.get_or_insert(compiled);
                     rules.push((rule, path));

@@ -209,7 +209,7 @@ impl EmbeddedBuilder {
     ///
     /// Fails with [`Error::PolicyParse`] (naming `file:line`) on a syntax error, with
     /// [`Error::PolicyUndefined`] when no module declares the package, and with
-    /// [`Error::Invalid`] when the VM is required but refuses the policy.
+    /// [`Error::InvalidInput`] when the VM is required but refuses the policy.
     pub fn build(self) -> Result<EmbeddedEvaluator> {
         let required = match self.engine {
             Some(engine) => Some(engine),
@@ -258,7 +258,13 @@ impl EmbeddedBuilder {
         } else {
             EngineKind::Interpreter
         };
-        tracing::info!(engine = %kind, reason = %engine_reason, package = %self.package, "embedded policy engine");
+        // At debug level when compiled or asked for (a review's log stays one line); a fallback,
+        // which costs speed, at info.
+        if compiled.is_some() || required.is_some() {
+            tracing::debug!(engine = %kind, reason = %engine_reason, package = %self.package, "embedded policy engine");
+        } else {
+            tracing::info!(engine = %kind, reason = %engine_reason, package = %self.package, "embedded policy engine");
+        }
 
         Ok(EmbeddedEvaluator {
             inner: Arc::new(Inner {

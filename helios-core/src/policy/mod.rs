@@ -19,7 +19,9 @@ pub mod testing;
 use async_trait::async_trait;
 
 pub use decision::{Backend, Decision, Finding, PolicyRef};
-pub use embedded::{DEFAULT_TIME_LIMIT, ENGINE_ENV, EmbeddedBuilder, EmbeddedEvaluator, EngineKind};
+pub use embedded::{
+    DEFAULT_TIME_LIMIT, ENGINE_ENV, EmbeddedBuilder, EmbeddedEvaluator, EngineKind,
+};
 pub use input::{Container, ContainerType, INPUT_VERSION, PolicyInput, Stage, User, Workload};
 pub use opa::{DEFAULT_OPA_TIMEOUT, OpaBuilder, OpaEvaluator, SERVER_VERSION_PREFIX};
 pub use package::Package;

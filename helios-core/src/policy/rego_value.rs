@@ -463,9 +463,19 @@ mod tests {
                     path.display()
                 );
                 // Built, then shared by a clone: the same document both times.
-                assert_eq!(input_to_rego(&input)?, via_json(&input), "{}", path.display());
+                assert_eq!(
+                    input_to_rego(&input)?,
+                    via_json(&input),
+                    "{}",
+                    path.display()
+                );
                 let clone = input.clone();
-                assert_eq!(input_to_rego(&clone)?, via_json(&input), "{}", path.display());
+                assert_eq!(
+                    input_to_rego(&clone)?,
+                    via_json(&input),
+                    "{}",
+                    path.display()
+                );
                 checked += 1;
             }
         }

@@ -121,7 +121,11 @@ impl PartialEq for SharedValue {
 
 impl fmt::Debug for SharedValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.get().is_some() { "built" } else { "unbuilt" })
+        f.write_str(if self.0.get().is_some() {
+            "built"
+        } else {
+            "unbuilt"
+        })
     }
 }
 
