@@ -5,13 +5,19 @@ mod support;
 
 use std::time::Instant;
 
-use helios_core::policy::{Decision, EmbeddedEvaluator, Package, PolicyInput};
+use helios_core::policy::{Decision, EmbeddedEvaluator, EngineKind, Package, PolicyInput};
 use support::cases::{Case, fixtures_dir, load_cases};
 
 /// The acceptance criterion of issue 2 asks for at least this many cases.
 const MIN_CASES: usize = 25;
 
 fn run_embedded(case: &Case) -> helios_core::Result<Decision> {
+    run_on(case, None).map(|(decision, _)| decision)
+}
+
+/// Runs a case on the engine asked for (`None`: the default choice); returns the decision and
+/// the engine that ran it.
+fn run_on(case: &Case, engine: Option<EngineKind>) -> helios_core::Result<(Decision, EngineKind)> {
     let mut builder = EmbeddedEvaluator::builder()
         .package(Package::parse(&case.package)?)
         .rego_v0(case.rego_v0);
@@ -24,9 +30,63 @@ fn run_embedded(case: &Case) -> helios_core::Result<Decision> {
     if let Some(limit) = case.time_limit {
         builder = builder.time_limit(limit);
     }
+    if let Some(engine) = engine {
+        builder = builder.engine(engine);
+    }
     let evaluator = builder.build()?;
     let input = PolicyInput::from_value(case.input.clone())?;
-    evaluator.evaluate_sync(&input)
+    Ok((evaluator.evaluate_sync(&input)?, evaluator.engine()))
+}
+
+/// Shows an outcome byte for byte: the decision's JSON, or the error's code and message.
+fn exact(outcome: &helios_core::Result<(Decision, EngineKind)>) -> String {
+    match outcome {
+        Ok((d, _)) => serde_json::to_string(d).unwrap_or_else(|e| e.to_string()),
+        Err(e) => format!("{}: {e}", e.code()),
+    }
+}
+
+/// The compiled VM and the interpreter decide every shared case identically, byte for byte
+/// (errors included), and the VM runs the cases it can: every one of the shipped default policy.
+#[test]
+fn both_engines_decide_every_case_alike() -> Result<(), String> {
+    let cases = load_cases()?;
+    let mut mismatches = Vec::new();
+    let mut on_vm = 0;
+    for case in &cases {
+        let compiled = run_on(case, Some(EngineKind::Rvm));
+        let interpreted = run_on(case, Some(EngineKind::Interpreter));
+        let compiled = match compiled {
+            Err(e) if e.code() == "invalid_input" && e.to_string().contains("rvm:") => {
+                eprintln!("{}: on the interpreter only ({e})", case.name);
+                if case.policy.is_empty() {
+                    mismatches.push(format!(
+                        "{}: the default policy must compile: {e}",
+                        case.name
+                    ));
+                }
+                continue;
+            }
+            other => other,
+        };
+        on_vm += 1;
+        if exact(&compiled) != exact(&interpreted) {
+            mismatches.push(format!(
+                "{}:\n  rvm:         {}\n  interpreter: {}",
+                case.name,
+                exact(&compiled),
+                exact(&interpreted)
+            ));
+        }
+    }
+    eprintln!("{on_vm} of {} cases ran on both engines", cases.len());
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(
+        on_vm * 2 > cases.len(),
+        "only {on_vm} of {} cases compiled",
+        cases.len()
+    );
+    Ok(())
 }
 
 #[test]
@@ -129,5 +189,76 @@ fn every_policy_fixture_is_used_by_a_case() -> Result<(), String> {
         }
     }
     assert!(unused.is_empty(), "policies no case uses: {unused:?}");
+    Ok(())
+}
+
+/// What the compiled engine cannot reproduce stays on the interpreter, with the reason; asking
+/// for the VM then fails the build; both engines still decide alike.
+#[test]
+fn the_interpreter_keeps_what_the_vm_cannot_run() -> helios_core::Result<()> {
+    use helios_core::policy::PolicySet;
+    let input = PolicyInput::from_value(serde_json::json!({
+        "version": 1, "stage": "ci",
+        "image": {"reference": "r.example/app:1", "registry": "r.example", "repository": "app",
+                  "tag": "1", "digest": null},
+        "scan": {"status": "not_found", "source": "file", "id": null, "scanned_at": null,
+                 "error": null, "summary": {"critical": 0, "high": 0, "medium": 0, "low": 0,
+                 "info": 0, "unknown": 0, "total": 0, "fixable": 0}, "vulnerabilities": []},
+        "workload": null, "ci": null
+    }))?;
+    let ref_head = "package helios\nimport rego.v1\nallow := true\ndeny.first := \"no\" if true\n";
+    let from_data = "package helios\nimport rego.v1\nwarn contains \"w\" if true\n";
+    for (source, data, why) in [
+        (ref_head, None, "longer ref head"),
+        (
+            from_data,
+            Some(serde_json::json!({"helios": {"allow": false}})),
+            "given by data",
+        ),
+    ] {
+        let build = |engine: Option<EngineKind>| {
+            let mut set = PolicySet::new();
+            set.add_module("p.rego", source);
+            if let Some(data) = &data {
+                set.add_data(data.clone())?;
+            }
+            let mut builder = EmbeddedEvaluator::builder().policies(set);
+            if let Some(engine) = engine {
+                builder = builder.engine(engine);
+            }
+            builder.build()
+        };
+        // The default choice, unless HELIOS_ENGINE forces one for the whole run.
+        if std::env::var_os(helios_core::policy::ENGINE_ENV).is_none() {
+            let auto = build(None)?;
+            assert_eq!(auto.engine(), EngineKind::Interpreter);
+            assert!(
+                auto.engine_reason().contains(why),
+                "{}",
+                auto.engine_reason()
+            );
+            let interpreted = build(Some(EngineKind::Interpreter))?;
+            assert_eq!(
+                format!("{:?}", auto.evaluate_sync(&input)),
+                format!("{:?}", interpreted.evaluate_sync(&input))
+            );
+        }
+        let refused = build(Some(EngineKind::Rvm));
+        assert!(
+            matches!(&refused, Err(e) if e.code() == "invalid_input" && e.to_string().contains(why)),
+            "{refused:?}"
+        );
+        assert_eq!(
+            build(Some(EngineKind::Interpreter))?.engine(),
+            EngineKind::Interpreter
+        );
+    }
+    let default = EmbeddedEvaluator::builder()
+        .engine(EngineKind::Rvm)
+        .build()?;
+    assert_eq!(
+        (default.engine(), default.engine_reason()),
+        (EngineKind::Rvm, "the policy compiled")
+    );
     Ok(())
 }

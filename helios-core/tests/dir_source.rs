@@ -99,3 +99,51 @@ fn a_missing_directory_is_an_io_error() {
     let err = DirSource::open("/nonexistent/helios/scans").err();
     assert_eq!(err.map(|e| e.code()), Some("io"));
 }
+
+/// A report is parsed once and kept while its file is unchanged (same modification time,
+/// length and inode), and read again as soon as the file changes.
+#[tokio::test]
+async fn reports_are_parsed_once_until_the_file_changes() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let name = "sha256-dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd.json";
+    let path = dir.path().join(name);
+    write(dir.path(), name, REPORT)?;
+    let source = DirSource::open(dir.path())?;
+    let image = ImageRef::parse(
+        "r.example/app@sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+    )?;
+    assert_eq!(
+        source.scan(&image, Lookup::default()).await?.id.as_deref(),
+        Some("r1")
+    );
+
+    // Rewritten in place, same length and modification time: the parsed report stands.
+    let modified = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .map_err(fail)?;
+    let other = REPORT.replace("\"r1\"", "\"r2\"");
+    assert_eq!(other.len(), REPORT.len());
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(fail)?;
+    std::io::Write::write_all(&mut &file, other.as_bytes()).map_err(fail)?;
+    file.set_modified(modified).map_err(fail)?;
+    assert_eq!(
+        source.scan(&image, Lookup::default()).await?.id.as_deref(),
+        Some("r1")
+    );
+
+    // A new modification time: read again.
+    file.set_modified(modified + std::time::Duration::from_secs(1))
+        .map_err(fail)?;
+    assert_eq!(
+        source.scan(&image, Lookup::default()).await?.id.as_deref(),
+        Some("r2")
+    );
+
+    // Another length: read again, and an unparsable file is an error, never the old report.
+    write(dir.path(), name, "{")?;
+    assert!(source.scan(&image, Lookup::default()).await.is_err());
+    Ok(())
+}

@@ -9,11 +9,58 @@ use async_trait::async_trait;
 use regorus::utils::limits::ExecutionTimerConfig;
 
 use crate::error::{Error, Result};
-use crate::policy::rego_value::to_rego_value;
+use crate::policy::compiled::{Compiled, RunError};
+use crate::policy::rego_value::input_to_rego;
 use crate::policy::{Backend, Decision, Package, PolicyEvaluator, PolicyInput, PolicySet};
 
 /// Default execution time limit of one evaluation.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(250);
+
+/// The environment variable that picks the engine of evaluators whose builder did not
+/// ([`EmbeddedBuilder::engine`]): `rvm` or `interpreter`; unset or empty, the compiled VM where
+/// the compiler takes the policy and the interpreter otherwise.
+pub const ENGINE_ENV: &str = "HELIOS_ENGINE";
+
+/// The engine an [`EmbeddedEvaluator`] runs, chosen once when it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// regorus's compiled VM (`rvm`): the policy compiled once into a program with an entry
+    /// point per contract rule. The default wherever the compiler takes the policy.
+    Rvm,
+    /// regorus's tree-walking interpreter: what the compiler refuses, or when asked for.
+    Interpreter,
+}
+
+impl EngineKind {
+    /// `rvm` or `interpreter`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Rvm => "rvm",
+            EngineKind::Interpreter => "interpreter",
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rvm" => Ok(EngineKind::Rvm),
+            "interpreter" => Ok(EngineKind::Interpreter),
+            other => Err(Error::invalid(
+                "engine",
+                format!("{other:?} is neither `rvm` nor `interpreter`"),
+            )),
+        }
+    }
+}
 
 /// Work units between two clock reads of regorus's execution timer: often enough to stop a
 /// runaway loop within a millisecond or so, rarely enough not to show up in profiles.
@@ -31,6 +78,10 @@ pub struct EmbeddedEvaluator {
 
 struct Inner {
     engine: regorus::Engine,
+    /// The compiled program, when the evaluator runs on the VM.
+    compiled: Option<Compiled>,
+    /// Why the evaluator runs the engine it runs.
+    engine_reason: String,
     package: Package,
     query: String,
     version: String,
@@ -64,6 +115,7 @@ impl std::fmt::Debug for EmbeddedEvaluator {
             .field("package", &self.inner.package)
             .field("version", &self.inner.version)
             .field("time_limit", &self.inner.time_limit)
+            .field("engine", &self.engine())
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +130,7 @@ pub struct EmbeddedBuilder {
     rego_v0: bool,
     time_limit: Duration,
     max_concurrent: usize,
+    engine: Option<EngineKind>,
 }
 
 impl Default for EmbeddedBuilder {
@@ -90,6 +143,7 @@ impl Default for EmbeddedBuilder {
             rego_v0: false,
             time_limit: DEFAULT_TIME_LIMIT,
             max_concurrent: 0,
+            engine: None,
         }
     }
 }
@@ -142,11 +196,28 @@ impl EmbeddedBuilder {
         self
     }
 
-    /// Parses and prepares the policies.
+    /// Requires an engine (default: [`ENGINE_ENV`] when set, else the compiled VM where the
+    /// compiler takes the policy and the interpreter otherwise). Requiring [`EngineKind::Rvm`]
+    /// makes [`EmbeddedBuilder::build`] fail on a policy the compiler refuses.
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// Parses and prepares the policies, and compiles them for the VM (see
+    /// [`EmbeddedEvaluator::engine`]).
     ///
-    /// Fails with [`Error::PolicyParse`] (naming `file:line`) on a syntax error and with
-    /// [`Error::PolicyUndefined`] when no module declares the package.
+    /// Fails with [`Error::PolicyParse`] (naming `file:line`) on a syntax error, with
+    /// [`Error::PolicyUndefined`] when no module declares the package, and with
+    /// [`Error::InvalidInput`] when the VM is required but refuses the policy.
     pub fn build(self) -> Result<EmbeddedEvaluator> {
+        let required = match self.engine {
+            Some(engine) => Some(engine),
+            None => match std::env::var(ENGINE_ENV) {
+                Ok(v) if !v.trim().is_empty() => Some(v.parse()?),
+                _ => None,
+            },
+        };
         let mut set = self.set.unwrap_or_default();
         for path in &self.paths {
             set.add_path(path)?;
@@ -170,9 +241,36 @@ impl EmbeddedBuilder {
             return Err(Error::PolicyUndefined { package: query });
         }
 
+        let (compiled, engine_reason) = if required == Some(EngineKind::Interpreter) {
+            (None, "the interpreter was asked for".to_string())
+        } else {
+            let data = regorus::Value::from(serde_json::Value::Object(set.data().clone()));
+            match Compiled::new(&engine, data, &self.package, self.time_limit) {
+                Ok(compiled) => (Some(compiled), "the policy compiled".to_string()),
+                Err(why) if required == Some(EngineKind::Rvm) => {
+                    return Err(Error::invalid("engine", format!("rvm: {why}")));
+                }
+                Err(why) => (None, why),
+            }
+        };
+        let kind = if compiled.is_some() {
+            EngineKind::Rvm
+        } else {
+            EngineKind::Interpreter
+        };
+        // At debug level when compiled or asked for (a review's log stays one line); a fallback,
+        // which costs speed, at info.
+        if compiled.is_some() || required.is_some() {
+            tracing::debug!(engine = %kind, reason = %engine_reason, package = %self.package, "embedded policy engine");
+        } else {
+            tracing::info!(engine = %kind, reason = %engine_reason, package = %self.package, "embedded policy engine");
+        }
+
         Ok(EmbeddedEvaluator {
             inner: Arc::new(Inner {
                 engine,
+                compiled,
+                engine_reason,
                 package: self.package,
                 query,
                 version: set.digest(),
@@ -240,10 +338,26 @@ impl EmbeddedEvaluator {
         &self.inner.version
     }
 
+    /// The engine this evaluator runs, chosen once by [`EmbeddedBuilder::build`].
+    pub fn engine(&self) -> EngineKind {
+        if self.inner.compiled.is_some() {
+            EngineKind::Rvm
+        } else {
+            EngineKind::Interpreter
+        }
+    }
+
+    /// Why it runs that engine: `the policy compiled`, that the interpreter was asked for, or
+    /// what the compiler refused.
+    pub fn engine_reason(&self) -> &str {
+        &self.inner.engine_reason
+    }
+
     /// Evaluates synchronously on the calling thread.
     pub fn evaluate_sync(&self, input: &PolicyInput) -> Result<Decision> {
-        // Straight from the typed input to the engine's value: no serde_json tree in between.
-        let input = to_rego_value(input).map_err(|e| Error::invalid("policy input", e))?;
+        // Straight from the typed input to the engine's value: no serde_json tree in between,
+        // and the scan's value (the bulk) built once per scan and shared.
+        let input = input_to_rego(input).map_err(|e| Error::invalid("policy input", e))?;
         self.evaluate_value(input)
     }
 
@@ -255,17 +369,17 @@ impl EmbeddedEvaluator {
 
     fn evaluate_value(&self, input: regorus::Value) -> Result<Decision> {
         let inner = &self.inner;
-        let mut engine = inner.engine.clone();
-        engine.set_input(input);
-        let results = engine
-            .eval_query(inner.query.clone(), false)
-            .map_err(|e| eval_error(&e, inner.time_limit))?;
-        let document = results
-            .result
-            .first()
-            .and_then(|r| r.expressions.first())
-            .map(|e| &e.value)
-            .filter(|v| **v != regorus::Value::Undefined)
+        let document = match &inner.compiled {
+            Some(compiled) => Some(compiled.document(input).map_err(|e| match e {
+                RunError::Timeout => Error::PolicyTimeout {
+                    limit: inner.time_limit,
+                },
+                RunError::Failed(message) => Error::PolicyEval { message },
+            })?),
+            None => self.interpret(input)?,
+        };
+        let document = document
+            .as_ref()
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| Error::PolicyEval {
@@ -277,6 +391,23 @@ impl EmbeddedEvaluator {
             inner.version.clone(),
             Backend::Embedded,
         )
+    }
+
+    /// The package document on the interpreter; `None` when undefined.
+    fn interpret(&self, input: regorus::Value) -> Result<Option<regorus::Value>> {
+        let inner = &self.inner;
+        let mut engine = inner.engine.clone();
+        engine.set_input(input);
+        let results = engine
+            .eval_query(inner.query.clone(), false)
+            .map_err(|e| eval_error(&e, inner.time_limit))?;
+        Ok(results
+            .result
+            .into_iter()
+            .next()
+            .and_then(|r| r.expressions.into_iter().next())
+            .map(|e| e.value)
+            .filter(|v| *v != regorus::Value::Undefined))
     }
 }
 
@@ -297,7 +428,7 @@ impl PolicyEvaluator for EmbeddedEvaluator {
         let inner = &self.inner;
         let limit = inner.time_limit;
         // Converted here, on the caller's task, so the blocking task owns everything it needs.
-        let value = to_rego_value(input).map_err(|e| Error::invalid("policy input", e))?;
+        let value = input_to_rego(input).map_err(|e| Error::invalid("policy input", e))?;
         // Waiting for a permit is bounded by the caller (the admission deadline), not by the
         // time limit, which measures the evaluation itself.
         let permit = inner

@@ -6,19 +6,22 @@
 //!                  └─ OpaEvaluator (an OPA server's Data API over HTTP(S))
 //! ```
 
+mod compiled;
 mod decision;
 mod embedded;
 mod input;
 mod opa;
 mod package;
-mod rego_value;
+pub(crate) mod rego_value;
 mod set;
 pub mod testing;
 
 use async_trait::async_trait;
 
 pub use decision::{Backend, Decision, Finding, PolicyRef};
-pub use embedded::{DEFAULT_TIME_LIMIT, EmbeddedBuilder, EmbeddedEvaluator};
+pub use embedded::{
+    DEFAULT_TIME_LIMIT, ENGINE_ENV, EmbeddedBuilder, EmbeddedEvaluator, EngineKind,
+};
 pub use input::{Container, ContainerType, INPUT_VERSION, PolicyInput, Stage, User, Workload};
 pub use opa::{DEFAULT_OPA_TIMEOUT, OpaBuilder, OpaEvaluator, SERVER_VERSION_PREFIX};
 pub use package::Package;

@@ -12,12 +12,51 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use regorus::Value;
-use serde::ser::{self, Serialize};
+use serde::Serialize;
+use serde::ser;
+
+use crate::image::ImageRef;
+use crate::policy::{PolicyInput, Stage, Workload};
 
 /// Converts `value` the way `regorus::Value::from(serde_json::to_value(value)?)` would.
 pub(crate) fn to_rego_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, ToRegoError> {
     let keys = RefCell::new(HashMap::new());
     value.serialize(ToRego { keys: &keys })
+}
+
+/// Converts a policy input, sharing its scan's value (built once per scan, see
+/// [`ScanReport::engine_value`](crate::scan::ScanReport)) instead of converting the findings
+/// again: only the small per-review parts are built here.
+pub(crate) fn input_to_rego(input: &PolicyInput) -> Result<Value, ToRegoError> {
+    // Destructured so that a new input field cannot be forgotten here.
+    let PolicyInput {
+        version,
+        stage,
+        image,
+        scan,
+        workload,
+        ci,
+    } = input;
+    #[derive(Serialize)]
+    struct Rest<'a> {
+        version: &'a u32,
+        stage: &'a Stage,
+        image: &'a ImageRef,
+        workload: &'a Option<Workload>,
+        ci: &'a Option<serde_json::Value>,
+    }
+    let mut value = to_rego_value(&Rest {
+        version,
+        stage,
+        image,
+        workload,
+        ci,
+    })?;
+    value
+        .as_object_mut()
+        .map_err(|e| ToRegoError(e.to_string()))?
+        .insert(Value::from("scan"), scan.engine_value()?);
+    Ok(value)
 }
 
 /// Why a value could not be converted (a map key that is not a string, a custom error).
@@ -423,6 +462,20 @@ mod tests {
                     "{}",
                     path.display()
                 );
+                // Built, then shared by a clone: the same document both times.
+                assert_eq!(
+                    input_to_rego(&input)?,
+                    via_json(&input),
+                    "{}",
+                    path.display()
+                );
+                let clone = input.clone();
+                assert_eq!(
+                    input_to_rego(&clone)?,
+                    via_json(&input),
+                    "{}",
+                    path.display()
+                );
                 checked += 1;
             }
         }
@@ -431,6 +484,19 @@ mod tests {
             "only {checked} input fixtures in {}",
             dir.display()
         );
+        Ok(())
+    }
+
+    /// A clone edited after its scan value was built converts afresh, never a stale value.
+    #[test]
+    fn an_edited_scan_is_converted_again() -> Result<(), ToRegoError> {
+        use crate::scan::{ScanReport, ScanStatus};
+        let report = ScanReport::without_findings(ScanStatus::Pending, "file", None);
+        assert_eq!(report.engine_value()?, via_json(&report));
+        let mut edited = report.clone();
+        edited.status = ScanStatus::Failed;
+        assert_eq!(edited.engine_value()?, via_json(&edited));
+        assert_eq!(report.engine_value()?, via_json(&report));
         Ok(())
     }
 

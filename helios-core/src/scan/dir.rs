@@ -5,6 +5,10 @@
 //! `evalCtx.image_info.digest` (or `imageId`); any file may instead be named after its image,
 //! `sha256-<hex>.json`, which is the only way to index a Helios report file.
 //!
+//! Each report is parsed once and kept until its file changes (another modification time,
+//! length or inode) or the directory does; the webhook's lookups then share it, and its
+//! engine value, instead of reading and parsing the file again.
+//!
 //! Only regular files are read, each of at most 64 MiB. A symbolic link is followed when it
 //! stays inside the directory (a Kubernetes ConfigMap or Secret volume links every file to
 //! `..data/`); one pointing outside is skipped unless [`DirSource::allow_outside_symlinks`] says
@@ -37,6 +41,33 @@ pub struct DirSource {
 struct Index {
     modified: Option<SystemTime>,
     files: HashMap<String, PathBuf>,
+    /// Reports parsed so far, by digest, with the stamp of the file they were read from.
+    reports: HashMap<String, (FileStamp, ScanReport)>,
+}
+
+/// What identifies a version of a file without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The stamp of the file `path` leads to (symbolic links followed); `None` when the
+    /// system tells no modification time, and the file is then read on every lookup.
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(FileStamp {
+            modified: meta.modified().ok()?,
+            len: meta.len(),
+            inode,
+        })
+    }
 }
 
 impl DirSource {
@@ -81,6 +112,36 @@ impl DirSource {
         }
         Ok(self.index().files.get(digest).cloned())
     }
+
+    /// The report of `digest` in `path`: the one parsed before while the file is unchanged.
+    fn report(&self, path: &Path, digest: &str) -> Result<ScanReport> {
+        // Stamped before reading: a change during the read shows as a new stamp next time.
+        let stamp = FileStamp::of(path);
+        if let Some(stamp) = &stamp
+            && let Some((seen, report)) = self.index().reports.get(digest)
+            && seen == stamp
+        {
+            return Ok(report.clone());
+        }
+        // The reason goes to the log only: the user who sees the denial did not write the
+        // file, and parse errors can quote what it holds.
+        let report = ScanReport::from_scan_file(path, Some(digest)).map_err(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "unreadable scan file");
+            let name = path
+                .file_name()
+                .map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
+            Error::invalid(
+                format!("scan file {name}"),
+                "unreadable or malformed; the webhook's log has the details",
+            )
+        })?;
+        if let Some(stamp) = stamp {
+            self.index()
+                .reports
+                .insert(digest.to_string(), (stamp, report.clone()));
+        }
+        Ok(report)
+    }
 }
 
 fn dir_modified(dir: &Path) -> Option<SystemTime> {
@@ -114,7 +175,11 @@ fn build_index(dir: &Path, outside_symlinks: bool) -> Result<Index> {
             Err(e) => tracing::warn!(file = %path.display(), error = %e, "skipping scan file"),
         }
     }
-    Ok(Index { modified, files })
+    Ok(Index {
+        modified,
+        files,
+        reports: HashMap::new(),
+    })
 }
 
 /// Whether the directory entry `path` may be read: a regular file, or a symbolic link to one
@@ -196,18 +261,7 @@ impl ScanSource for DirSource {
         }
         for digest in candidates {
             if let Some(path) = self.file_of(digest)? {
-                // The reason goes to the log only: the user who sees the denial did not write
-                // the file, and parse errors can quote what it holds.
-                return ScanReport::from_scan_file(&path, Some(digest)).map_err(|e| {
-                    tracing::warn!(file = %path.display(), error = %e, "unreadable scan file");
-                    let name = path
-                        .file_name()
-                        .map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
-                    Error::invalid(
-                        format!("scan file {name}"),
-                        "unreadable or malformed; the webhook's log has the details",
-                    )
-                });
+                return self.report(&path, digest);
             }
         }
         Ok(ScanReport::without_findings(

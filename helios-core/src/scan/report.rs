@@ -1,8 +1,11 @@
 //! The normalised scan report: what the policy sees under `input.scan`.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
+
+use crate::policy::rego_value::{ToRegoError, to_rego_value};
 
 /// Where a scan stands, as the policy input contract names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,6 +101,35 @@ pub struct ScanReport {
     pub summary: Summary,
     /// The findings.
     pub vulnerabilities: Vec<Vulnerability>,
+    /// The report as the embedded engine's value, built on first evaluation and shared by every
+    /// clone (the scan cache hands out clones), so findings are converted once per scan.
+    #[serde(skip)]
+    engine_value: SharedValue,
+}
+
+/// A report's engine value, shared by its clones; not part of the report's content (it
+/// compares equal always and is never serialised).
+#[derive(Clone, Default)]
+struct SharedValue(Arc<OnceLock<(Stamp, regorus::Value)>>);
+
+/// What the shared value was built from, cheaply checked on every use: a clone edited since
+/// (another status, other counts or findings) converts afresh instead of using a stale value.
+type Stamp = (ScanStatus, Summary, usize);
+
+impl PartialEq for SharedValue {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for SharedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "built"
+        } else {
+            "unbuilt"
+        })
+    }
 }
 
 impl ScanReport {
@@ -117,6 +149,7 @@ impl ScanReport {
             error,
             summary: Summary::default(),
             vulnerabilities: Vec::new(),
+            engine_value: SharedValue::default(),
         }
     }
 
@@ -137,6 +170,23 @@ impl ScanReport {
             error: None,
             summary: Summary::count(&vulnerabilities),
             vulnerabilities,
+            engine_value: SharedValue::default(),
+        }
+    }
+
+    /// The report as the embedded engine's value: built on first use, then shared by this
+    /// report and its clones (a reference count, no copy).
+    pub(crate) fn engine_value(&self) -> Result<regorus::Value, ToRegoError> {
+        let stamp = (self.status, self.summary, self.vulnerabilities.len());
+        match self.engine_value.0.get() {
+            Some((built, value)) if *built == stamp => Ok(value.clone()),
+            Some(_) => to_rego_value(self),
+            None => {
+                let value = to_rego_value(self)?;
+                // Two first evaluations may race: both values are equal, the first is kept.
+                let _ = self.engine_value.0.set((stamp, value.clone()));
+                Ok(value)
+            }
         }
     }
 }

@@ -1,0 +1,160 @@
+//! The compiled engine: the policy set compiled once into a regorus VM (`rvm`) program, with one
+//! entry point per rule of the decision contract (`allow`, `deny`, `violation`, `warn`,
+//! `policy_id`).
+//!
+//! The package document an evaluation needs is assembled from those rules alone: the decision
+//! ([`Decision::from_document`](crate::policy::Decision::from_document)) reads nothing else, so
+//! both engines decide identically. What the compiler refuses, or what the contract rules alone
+//! would not reproduce (a contract key given by data or by a rule with a longer ref head), stays
+//! on the interpreter: [`Compiled::new`] says why.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regorus::Value;
+use regorus::rvm::program::Program;
+use regorus::rvm::vm::{RegoVM, VmError};
+use regorus::utils::limits::ExecutionTimerConfig;
+
+use crate::policy::Package;
+
+/// The rules of the decision contract, in the order they are evaluated.
+const CONTRACT_RULES: [&str; 5] = ["allow", "deny", "violation", "warn", "policy_id"];
+
+/// VM instructions between two clock reads of the execution timer.
+const TIMER_CHECK_INTERVAL: u32 = 1024;
+
+/// A policy set compiled for the VM; shared by every evaluation.
+pub(crate) struct Compiled {
+    program: Arc<Program>,
+    data: Value,
+    /// The contract rules the package defines, as document keys, in entry-point order.
+    keys: Vec<Value>,
+    timer: ExecutionTimerConfig,
+}
+
+/// Why an evaluation on the VM failed.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// The time limit ran out.
+    Timeout,
+    /// Any other failure, as the VM words it.
+    Failed(String),
+}
+
+impl Compiled {
+    /// Compiles the contract rules of `package` from a prepared engine and its data, or says
+    /// why the interpreter must keep them.
+    pub(crate) fn new(
+        engine: &regorus::Engine,
+        data: Value,
+        package: &Package,
+        time_limit: Duration,
+    ) -> Result<Self, String> {
+        let mut policy = None;
+        let mut rules = Vec::new();
+        for rule in CONTRACT_RULES {
+            let path = package.rule(rule);
+            match engine
+                .clone()
+                .compile_with_entrypoint(&path.as_str().into())
+            {
+                Ok(compiled) => {
+                    policy.get_or_insert(compiled);
+                    rules.push((rule, path));
+                }
+                // The package does not define that rule: the document has no such key.
+                Err(e) if e.to_string().contains("not a valid rule path") => {}
+                Err(e) => return Err(format!("{path} does not compile: {e}")),
+            }
+        }
+        let policy = policy.ok_or("the package defines none of the contract rules")?;
+        for rule in CONTRACT_RULES {
+            let path = package.rule(rule);
+            let nested = |key: &String| {
+                key.strip_prefix(path.as_str())
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+            };
+            if policy.get_rules().keys().any(nested) {
+                return Err(format!("{path} is defined by rules with a longer ref head"));
+            }
+            if data_at(&data, package, rule).is_some() {
+                return Err(format!("{path} is given by data"));
+            }
+        }
+        let entry_points: Vec<&str> = rules.iter().map(|(_, path)| path.as_str()).collect();
+        let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
+            &policy,
+            &entry_points,
+        )
+        .map_err(|e| format!("the compiler refuses the policy: {e}"))?;
+        let compiled = Compiled {
+            program,
+            data,
+            keys: rules.iter().map(|(rule, _)| Value::from(*rule)).collect(),
+            timer: ExecutionTimerConfig {
+                limit: time_limit,
+                check_interval: NonZeroU32::new(TIMER_CHECK_INTERVAL).unwrap_or(NonZeroU32::MIN),
+            },
+        };
+        // The data is checked against the rule tree once here rather than failing every run.
+        compiled
+            .vm()
+            .map_err(|e| format!("the data conflicts with the rules: {e}"))?;
+        Ok(compiled)
+    }
+
+    fn vm(&self) -> Result<RegoVM, VmError> {
+        let mut vm = RegoVM::new();
+        vm.load_program(self.program.clone());
+        vm.set_data(self.data.clone())?;
+        // The time limit bounds an evaluation, not an instruction count (the VM's default
+        // caps it at 25,000 instructions, a few hundred findings).
+        vm.set_max_instructions(usize::MAX);
+        vm.set_execution_timer_config(Some(self.timer));
+        Ok(vm)
+    }
+
+    /// Evaluates the contract rules on `input`: the package document restricted to them
+    /// (undefined rules are absent, as in the interpreter's document).
+    pub(crate) fn document(&self, input: Value) -> Result<Value, RunError> {
+        let mut vm = self.vm().map_err(run_error)?;
+        vm.set_input(input);
+        let mut document = std::collections::BTreeMap::new();
+        for (index, key) in self.keys.iter().enumerate() {
+            let value = vm.execute_entry_point_by_index(index).map_err(run_error)?;
+            if value != Value::Undefined {
+                document.insert(key.clone(), value);
+            }
+        }
+        Ok(Value::from(document))
+    }
+}
+
+/// The value data gives to `data.<package>.<rule>`, if any.
+fn data_at<'a>(data: &'a Value, package: &Package, rule: &str) -> Option<&'a Value> {
+    let mut at = data;
+    for segment in package.to_string().split('.').chain([rule]) {
+        match at {
+            Value::Object(map) => at = map.get(&Value::from(segment))?,
+            _ => return None,
+        }
+    }
+    Some(at)
+}
+
+fn run_error(err: VmError) -> RunError {
+    match err {
+        VmError::TimeLimitExceeded { .. } => RunError::Timeout,
+        other => {
+            let text = other.to_string();
+            // Limits reported through a builtin keep their `LimitError` wording.
+            if text.contains("time limit") {
+                RunError::Timeout
+            } else {
+                RunError::Failed(text)
+            }
+        }
+    }
+}
