@@ -8,8 +8,7 @@
 # Every command is one whole process (start, read the policy and the 1,000-finding scan, decide,
 # print), run RUNS times after 2 warm-up runs; the table shows the median wall time and the peak
 # RSS (/usr/bin/time's maximum resident set size, largest of the runs). Helios is the release
-# build (HELIOS_BIN skips the build; HELIOS_BENCH_CARGO_FLAGS=--no-default-features measures the
-# system allocator); opa is the pinned one of scripts/install-tools.sh (or HELIOS_OPA_BIN);
+# build (HELIOS_BIN: a prebuilt one; HELIOS_BENCH_CARGO_FLAGS: extra flags of the build); opa is the pinned one of scripts/install-tools.sh (or HELIOS_OPA_BIN);
 # conftest is built from its Go module into .tools/bin by this script only.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -4,8 +4,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TOOLS_BIN="${HELIOS_TOOLS_BIN:-$ROOT/.tools/bin}"
 mkdir -p "$TOOLS_BIN"
 
-# bench_helios: the release `helios` binary ($HELIOS_BIN, or built now; extra cargo flags, e.g.
-# --no-default-features for the system allocator, in $HELIOS_BENCH_CARGO_FLAGS).
+# bench_helios: the release `helios` binary ($HELIOS_BIN, or built now with the extra cargo flags
+# of $HELIOS_BENCH_CARGO_FLAGS).
 bench_helios() {
     if [[ -n "${HELIOS_BIN:-}" ]]; then
         echo "$HELIOS_BIN"

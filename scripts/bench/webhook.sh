@@ -14,8 +14,8 @@
 # One load generator drives both: vegeta (built from its Go module into .tools/bin), HTTP/1.1,
 # 32 keep-alive connections each with one request in flight, as fast as answered.
 #
-# Environment: HELIOS_BIN (skip the build), HELIOS_BENCH_CARGO_FLAGS (e.g. --no-default-features:
-# system allocator), HELIOS_OPA_BIN, HELIOS_BENCH_CONNECTIONS (32), HELIOS_TOOLS_BIN.
+# Environment: HELIOS_BIN (a prebuilt helios, skips the build), HELIOS_BENCH_CARGO_FLAGS (extra
+# flags of that build), HELIOS_OPA_BIN, HELIOS_BENCH_CONNECTIONS (32), HELIOS_TOOLS_BIN.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
