@@ -10,31 +10,41 @@ package helios
 
 policy_id := "helios.default"
 
+# Written for speed (issue 10; same decisions, measured in docs/performance.md): each rule tests
+# the cheap, selective fields of a finding first (severity, fix, status) and calls a function
+# (the exception lookup, the message) only for the findings it keeps. Each decision rule still
+# walks the findings on its own: a single pass through a per-finding classification function
+# measured slower, as every finding then pays for a function call.
+
 deny contains finding(v, "critical") if {
 	some v in input.scan.vulnerabilities
 	v.severity == "critical"
-	open(v)
+	v.status == "vulnerable"
+	not excepted(v.id)
 }
 
 deny contains finding(v, "fixable-high") if {
 	some v in input.scan.vulnerabilities
 	v.severity == "high"
-	open(v)
 	v.fix.available
+	v.status == "vulnerable"
+	not excepted(v.id)
 }
 
 warn contains finding(v, "unfixable-high") if {
 	some v in input.scan.vulnerabilities
 	v.severity == "high"
-	open(v)
 	not v.fix.available
+	v.status == "vulnerable"
+	not excepted(v.id)
 }
 
 warn contains finding(v, "fixable-medium") if {
 	some v in input.scan.vulnerabilities
 	v.severity == "medium"
-	open(v)
 	v.fix.available
+	v.status == "vulnerable"
+	not excepted(v.id)
 }
 
 # Starts from the exceptions (usually none) rather than from every finding.
@@ -50,12 +60,6 @@ warn contains {"msg": msg, "code": "excepted"} if {
 
 # Helpers are functions, not rules, so that the package document (the one query an evaluation
 # makes) holds only the decision rules.
-
-# A vulnerable finding not waived by an active exception.
-open(v) if {
-	v.status == "vulnerable"
-	not excepted(v.id)
-}
 
 would_deny(v) if v.severity == "critical"
 
@@ -99,12 +103,12 @@ else := ""
 
 finding(v, code) := {"msg": msg, "code": code} if {
 	v.fix.available
-	msg := sprintf("%s has a fix: %s", [describe(v), fix_version(v)])
+	msg := sprintf("%s (%s) in %s %s has a fix: %s", [v.id, v.severity, v.package.name, v.package.version, fix_version(v)])
 }
 
 finding(v, code) := {"msg": msg, "code": code} if {
 	not v.fix.available
-	msg := sprintf("%s has no fix yet", [describe(v)])
+	msg := sprintf("%s (%s) in %s %s has no fix yet", [v.id, v.severity, v.package.name, v.package.version])
 }
 
 describe(v) := sprintf("%s (%s) in %s %s", [v.id, v.severity, v.package.name, v.package.version])

@@ -1,0 +1,49 @@
+# Shared by scripts/bench/*.sh (sourced): tool lookup and builds. Nothing here runs in CI.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TOOLS_BIN="${HELIOS_TOOLS_BIN:-$ROOT/.tools/bin}"
+mkdir -p "$TOOLS_BIN"
+
+# bench_helios: the release `helios` binary ($HELIOS_BIN, or built now with the extra cargo flags
+# of $HELIOS_BENCH_CARGO_FLAGS).
+bench_helios() {
+    if [[ -n "${HELIOS_BIN:-}" ]]; then
+        echo "$HELIOS_BIN"
+        return
+    fi
+    # shellcheck disable=SC2086
+    (cd "$ROOT" && cargo build --release -p helios-cli ${HELIOS_BENCH_CARGO_FLAGS:-} \
+        --message-format=json-render-diagnostics) |
+        jq -r 'select(.reason == "compiler-artifact" and .executable != null) | .executable' |
+        tail -n 1
+}
+
+# bench_opa: the pinned OPA (scripts/install-tools.sh) unless $HELIOS_OPA_BIN names one.
+bench_opa() {
+    if [[ -n "${HELIOS_OPA_BIN:-}" ]]; then
+        echo "$HELIOS_OPA_BIN"
+        return
+    fi
+    "$ROOT/scripts/install-tools.sh" opa >&2
+    echo "$TOOLS_BIN/opa"
+}
+
+# bench_go_tool NAME PACKAGE VERSION: PACKAGE@VERSION built with the machine's Go into
+# $TOOLS_BIN/NAME once (a stamp records the version), for the benchmarks only.
+bench_go_tool() {
+    local name="$1" package="$2" version="$3"
+    local bin="$TOOLS_BIN/$name" stamp="$TOOLS_BIN/.$name.version"
+    if [[ ! -x "$bin" || ! -f "$stamp" || "$(cat "$stamp")" != "$version" ]]; then
+        echo "bench: building $name $version from $package" >&2
+        local tmp
+        tmp="$(mktemp -d "$TOOLS_BIN/.build-$name.XXXXXX")"
+        GOBIN="$tmp" GOFLAGS="${GOFLAGS:-} -buildvcs=false" go install "$package@$version" >&2
+        mv -f "$tmp/$(basename "${package%/v[0-9]*}")" "$bin"
+        rm -rf "$tmp"
+        echo "$version" >"$stamp"
+    fi
+    echo "$bin"
+}
+
+# ratio A B: A / B to two decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The Helios webhook vs a real OPA server acting as the webhook, side by side (issue 10). A
+# benchmark of a minute or two, never run in CI.
+#
+#   scripts/bench/webhook.sh [SECONDS]        # per server, default 20 (after a 3 s warm-up)
+#
+# Both answer the same AdmissionReview (a Deployment with 3 images: 300, 50 and 5 findings) over
+# HTTPS on loopback with a self-signed certificate generated here:
+#   - Helios: `helios webhook` (release build), embedded default policy, scans from a directory
+#     (`--scan-dir`, one scan file per digest), enforce mode, `POST /validate`;
+#   - OPA: `opa run --server`, kube-mgmt style: `POST /` answers data.system.main
+#     (scripts/bench/opa-webhook/webhook.rego) with the review as input, which runs the same
+#     shipped default policy per container over the same scans loaded as OPA data.
+# One load generator drives both: vegeta (built from its Go module into .tools/bin), HTTP/1.1,
+# 32 keep-alive connections each with one request in flight, as fast as answered.
+#
+# Environment: HELIOS_BIN (a prebuilt helios, skips the build), HELIOS_BENCH_CARGO_FLAGS (extra
+# flags of that build), HELIOS_OPA_BIN, HELIOS_BENCH_CONNECTIONS (32), HELIOS_TOOLS_BIN.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SECONDS_PER_RUN="${1:-20}"
+CONNECTIONS="${HELIOS_BENCH_CONNECTIONS:-32}"
+VEGETA_VERSION="v12.12.0"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+helios="$(bench_helios)"
+opa="$(bench_opa)"
+vegeta="$(bench_go_tool vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION")"
+
+python3 "$ROOT/scripts/bench/gen.py" webhook "$WORK"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+helios_port="$(free_port)"
+opa_port="$(free_port)"
+
+"$helios" webhook --listen "127.0.0.1:$helios_port" --tls-cert "$WORK/tls.crt" \
+    --tls-key "$WORK/tls.key" --scan-dir "$WORK/scans" --no-resolve --mode enforce \
+    2>"$WORK/helios.log" &
+PIDS+=($!)
+"$opa" run --server --addr "127.0.0.1:$opa_port" --tls-cert-file "$WORK/tls.crt" \
+    --tls-private-key-file "$WORK/tls.key" \
+    "$ROOT/scripts/bench/opa-webhook/webhook.rego" \
+    "$ROOT/helios-core/src/policy/default/helios.rego" "$WORK/opa-data" \
+    >"$WORK/opa.log" 2>&1 &
+PIDS+=($!)
+
+# wait_ready NAME URL: until the server answers.
+wait_ready() {
+    for _ in $(seq 100); do
+        curl -skf -o /dev/null "$2" && return 0
+        sleep 0.1
+    done
+    echo "bench: $1 did not start:" >&2
+    cat "$WORK/$1.log" >&2
+    exit 1
+}
+wait_ready helios "https://127.0.0.1:$helios_port/readyz"
+wait_ready opa "https://127.0.0.1:$opa_port/health"
+
+# Both must deny the review (the same decision) before anything is timed.
+helios_url="https://127.0.0.1:$helios_port/validate"
+opa_url="https://127.0.0.1:$opa_port/"
+for url in "$helios_url" "$opa_url"; do
+    allowed="$(curl -sk -H 'Content-Type: application/json' --data-binary "@$WORK/review.json" "$url" |
+        jq -r '.response.allowed')"
+    if [[ "$allowed" != "false" ]]; then
+        echo "bench: $url did not deny the review (allowed: $allowed)" >&2
+        exit 1
+    fi
+done
+
+# attack NAME URL SECONDS: vegeta at $CONNECTIONS keep-alive connections, unthrottled; JSON report.
+attack() {
+    printf 'POST %s\nContent-Type: application/json\n@%s\n' "$2" "$WORK/review.json" >"$WORK/$1.targets"
+    "$vegeta" attack -targets="$WORK/$1.targets" -rate=0 -workers="$CONNECTIONS" \
+        -max-workers="$CONNECTIONS" -connections="$CONNECTIONS" -max-connections="$CONNECTIONS" \
+        -http2=false -keepalive=true -insecure -timeout=10s -duration="${3}s" |
+        "$vegeta" report -type=json
+}
+
+declare -A rps p50 p99
+for name in helios opa; do
+    url="${name}_url"
+    attack "$name" "${!url}" 3 >/dev/null # warm-up: connections, caches, JIT-free but page cache
+    report="$(attack "$name" "${!url}" "$SECONDS_PER_RUN")"
+    success="$(jq -r '.success' <<<"$report")"
+    if [[ "$success" != "1" ]]; then
+        echo "bench: $name answered only $success of the requests with 2xx: $(jq -c '.status_codes, .errors[:3]' <<<"$report")" >&2
+    fi
+    rps[$name]="$(jq -r '.throughput' <<<"$report")"
+    p50[$name]="$(jq -r '.latencies["50th"] / 1e6' <<<"$report")"
+    p99[$name]="$(jq -r '.latencies["99th"] / 1e6' <<<"$report")"
+done
+
+echo
+echo "webhook, Deployment with 3 images (355 findings), $CONNECTIONS keep-alive connections, ${SECONDS_PER_RUN} s, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| server | req/s | p50 | p99 |"
+echo "|---|---|---|---|"
+for name in helios opa; do
+    printf '| %s | %.0f | %.2f ms | %.2f ms |\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}"
+done
+echo
+echo "Helios / OPA throughput: $(ratio "${rps[helios]}" "${rps[opa]}")×  (p99 OPA / Helios: $(ratio "${p99[opa]}" "${p99[helios]}")×)"
