@@ -21,6 +21,8 @@
 mod budget;
 mod client;
 mod config;
+#[cfg(feature = "redis")]
+mod fleet_budget;
 mod lookup;
 mod ondemand;
 mod retry;
@@ -33,6 +35,8 @@ mod summary;
 mod token;
 
 pub use budget::DEFAULT_REQUESTS_PER_HOUR;
+#[cfg(feature = "redis")]
+pub use fleet_budget::cache_namespace;
 pub use client::{ClientBuilder, DEFAULT_LOOK_BACK, LaceworkClient, MAX_SEARCH_WINDOW};
 pub use lookup::{DEFAULT_SCAN_WAIT, LOOKUP_ALLOWANCE, LaceworkLookup, ServiceFailure, scan_image};
 pub use ondemand::{SCAN_PATH, ScanState};
