@@ -58,7 +58,9 @@ impl LaceworkArgs {
     pub async fn report(&self, image: &ImageRef, file: Option<&Path>) -> Result<ScanReport> {
         if let (Some(url), None) = (&self.cache_redis, file) {
             let spinner = Spinner::start(&format!("asking Lacework about {}", image.reference));
-            let report = CacheConfig::redis(url).scan_image(image, &self.lookup()).await;
+            let report = CacheConfig::redis(url)
+                .scan_image(image, &self.lookup())
+                .await;
             spinner.stop();
             return report;
         }

@@ -163,7 +163,11 @@ impl<S: ScanSource> CachedSource<S> {
     }
 
     /// Asks the source, and says how long its answer may be kept (`None`: not at all).
-    async fn fetch(&self, image: &ImageRef, lookup: Lookup) -> (Result<ScanReport>, Option<Duration>) {
+    async fn fetch(
+        &self,
+        image: &ImageRef,
+        lookup: Lookup,
+    ) -> (Result<ScanReport>, Option<Duration>) {
         let answer = self.inner.scan(image, lookup).await;
         if crate::scan::lacework::share_refused() {
             // This caller's budget share ran out: the answer is about the caller, not the

@@ -35,9 +35,9 @@ mod summary;
 mod token;
 
 pub use budget::DEFAULT_REQUESTS_PER_HOUR;
+pub use client::{ClientBuilder, DEFAULT_LOOK_BACK, LaceworkClient, MAX_SEARCH_WINDOW};
 #[cfg(feature = "redis")]
 pub use fleet_budget::cache_namespace;
-pub use client::{ClientBuilder, DEFAULT_LOOK_BACK, LaceworkClient, MAX_SEARCH_WINDOW};
 pub use lookup::{DEFAULT_SCAN_WAIT, LOOKUP_ALLOWANCE, LaceworkLookup, ServiceFailure, scan_image};
 pub use ondemand::{SCAN_PATH, ScanState};
 pub use rows::{

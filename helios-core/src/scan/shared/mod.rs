@@ -44,9 +44,9 @@ mod redis;
 #[cfg(feature = "redis")]
 pub use self::metrics::encode as encode_metrics;
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisConnection, RedisTier, SCHEMA};
-#[cfg(feature = "redis")]
 pub(crate) use self::redis::unique_token as redis_token;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisConnection, RedisTier, SCHEMA};
 
 /// One upstream lookup handed to a [`SharedTier`]: its answer, and how long the answer may be
 /// kept (`None`: not at all, e.g. an error or an answer about the caller rather than the image).
@@ -84,6 +84,9 @@ pub struct CacheConfig {
     pub lease_ms: u64,
     /// Timeout of one Redis command, in milliseconds (also bounded by the review deadline).
     pub timeout_ms: u64,
+    /// Timeout of a command that has to connect first, in milliseconds (also bounded by the
+    /// review deadline).
+    pub connect_timeout_ms: u64,
 }
 
 impl Default for CacheConfig {
@@ -92,7 +95,8 @@ impl Default for CacheConfig {
             redis: None,
             key_prefix: "helios".into(),
             lease_ms: DEFAULT_LEASE.as_millis() as u64,
-            timeout_ms: 250,
+            timeout_ms: 500,
+            connect_timeout_ms: 1000,
         }
     }
 }
@@ -109,8 +113,8 @@ impl CacheConfig {
     /// Checks the settings (the URL's syntax, non-zero times) without connecting.
     pub fn validate(&self) -> Result<()> {
         let invalid = |reason: &str| Err(crate::Error::invalid("cache configuration", reason));
-        if self.lease_ms == 0 || self.timeout_ms == 0 {
-            return invalid("cache: lease_ms and timeout_ms must be above 0");
+        if self.lease_ms == 0 || self.timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            return invalid("cache: lease_ms, timeout_ms and connect_timeout_ms must be above 0");
         }
         if self.key_prefix.is_empty() {
             return invalid("cache: key_prefix must not be empty");
@@ -118,7 +122,7 @@ impl CacheConfig {
         match &self.redis {
             None => Ok(()),
             #[cfg(feature = "redis")]
-            Some(url) => RedisConnection::open(url, self.timeout()).map(|_| ()),
+            Some(url) => self.connection(url).map(|_| ()),
             #[cfg(not(feature = "redis"))]
             Some(_) => invalid(
                 "cache: redis needs a build of helios-core with the `redis` feature (the helios CLI has it)",
@@ -126,9 +130,13 @@ impl CacheConfig {
         }
     }
 
-    /// The command timeout.
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
+    #[cfg(feature = "redis")]
+    fn connection(&self, url: &str) -> Result<RedisConnection> {
+        RedisConnection::open(
+            url,
+            Duration::from_millis(self.timeout_ms),
+            Duration::from_millis(self.connect_timeout_ms),
+        )
     }
 
     /// The Lacework source of `client` behind the in-memory cache, and, when Redis is set, the
@@ -141,12 +149,14 @@ impl CacheConfig {
         self.validate()?;
         #[cfg(feature = "redis")]
         if let Some(url) = &self.redis {
-            let redis = Arc::new(RedisConnection::open(url, self.timeout())?);
+            let redis = Arc::new(self.connection(url)?);
             client.share_budget(redis.clone(), &self.key_prefix);
             let namespace = crate::scan::lacework::cache_namespace(&client, no_scan);
             let tier = RedisTier::new(redis, &self.key_prefix, &namespace)
                 .lease(Duration::from_millis(self.lease_ms));
-            return Ok(CachedSource::new(LaceworkSource::new(client, no_scan)).shared(Arc::new(tier)));
+            return Ok(
+                CachedSource::new(LaceworkSource::new(client, no_scan)).shared(Arc::new(tier))
+            );
         }
         Ok(CachedSource::new(LaceworkSource::new(client, no_scan)))
     }
@@ -155,7 +165,11 @@ impl CacheConfig {
     /// the lookup goes through the shared tier and the fleet budget (so CI jobs sharing a Redis
     /// look each digest up once); without, it is exactly `scan_image`. With
     /// [`ServiceFailure::Error`] an `unavailable` answer becomes the same typed error.
-    pub async fn scan_image(&self, image: &ImageRef, options: &LaceworkLookup) -> Result<ScanReport> {
+    pub async fn scan_image(
+        &self,
+        image: &ImageRef,
+        options: &LaceworkLookup,
+    ) -> Result<ScanReport> {
         if self.redis.is_none() {
             return crate::scan::lacework::scan_image(image, options).await;
         }
@@ -181,7 +195,11 @@ impl CacheConfig {
     }
 
     /// [`lacework_source`](Self::lacework_source) as a trait object.
-    pub fn scan_source(&self, client: LaceworkClient, no_scan: NoScan) -> Result<Arc<dyn ScanSource>> {
+    pub fn scan_source(
+        &self,
+        client: LaceworkClient,
+        no_scan: NoScan,
+    ) -> Result<Arc<dyn ScanSource>> {
         Ok(Arc::new(self.lacework_source(client, no_scan)?))
     }
 }

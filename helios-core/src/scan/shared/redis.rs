@@ -31,6 +31,8 @@ pub struct RedisConnection {
     config: ConnectionManagerConfig,
     manager: Mutex<Option<ConnectionManager>>,
     timeout: Duration,
+    connect_timeout: Duration,
+    connected: AtomicBool,
     down_until: Mutex<Option<Instant>>,
     down: AtomicBool,
     target: String,
@@ -48,8 +50,9 @@ impl std::fmt::Debug for RedisConnection {
 
 impl RedisConnection {
     /// Parses `url` (`redis://[user:pass@]host[:port][/db]`, `rediss://` for TLS); connects on
-    /// first use. `timeout` bounds every command and connection attempt.
-    pub fn open(url: &str, timeout: Duration) -> Result<Self> {
+    /// first use. `timeout` bounds every command, `connect_timeout` a command that has to
+    /// (re)connect first (both also by the caller's deadline).
+    pub fn open(url: &str, timeout: Duration, connect_timeout: Duration) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| {
             Error::invalid(
                 "cache.redis",
@@ -58,9 +61,10 @@ impl RedisConnection {
         })?;
         let info = client.get_connection_info();
         let target = info.addr().to_string();
+        let connect_timeout = connect_timeout.max(timeout);
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(connect_timeout))
             .set_number_of_retries(1)
             .set_max_delay(RETRY_AFTER);
         Ok(RedisConnection {
@@ -68,6 +72,8 @@ impl RedisConnection {
             config,
             manager: Mutex::new(None),
             timeout,
+            connect_timeout,
+            connected: AtomicBool::new(false),
             down_until: Mutex::new(None),
             down: AtomicBool::new(false),
             target,
@@ -103,9 +109,16 @@ impl RedisConnection {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|until| now < until);
+        // Until a command succeeds (first use, and after a failure) the connection is being
+        // made: that gets the longer connect timeout.
+        let timeout = if self.connected.load(Ordering::Relaxed) {
+            self.timeout
+        } else {
+            self.connect_timeout
+        };
         let limit = match deadline {
-            Some(d) => self.timeout.min(d.saturating_duration_since(now)),
-            None => self.timeout,
+            Some(d) => timeout.min(d.saturating_duration_since(now)),
+            None => timeout,
         };
         if paused || limit.is_zero() {
             metrics::fallback(op);
@@ -114,6 +127,7 @@ impl RedisConnection {
         let failure = match self.manager() {
             Ok(conn) => match tokio::time::timeout(limit, command(conn)).await {
                 Ok(Ok(value)) => {
+                    self.connected.store(true, Ordering::Relaxed);
                     if self.down.swap(false, Ordering::Relaxed) {
                         tracing::info!(target: "helios::redis", redis = %self.target, "Redis reachable again; sharing the cache and budget");
                     }
@@ -126,6 +140,7 @@ impl RedisConnection {
             Err(e) => e.to_string(),
         };
         metrics::fallback(op);
+        self.connected.store(false, Ordering::Relaxed);
         *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(now + RETRY_AFTER);
         if !self.down.swap(true, Ordering::Relaxed) {
             tracing::warn!(target: "helios::redis", redis = %self.target, op, error = %failure, "Redis unavailable; using this replica's own cache and Lacework budget until it returns");
@@ -142,7 +157,11 @@ pub(crate) fn unique_token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     // RandomState is seeded randomly per process: replicas that share a PID (1 in every
     // container) still get distinct tokens.
-    let seed = SEED.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish());
+    let seed = SEED.get_or_init(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
     format!("{seed:016x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -231,20 +250,23 @@ impl RedisTier {
         match found {
             None => Read::Down,
             Some((None, _)) => Read::Miss,
-            Some((Some(bytes), pttl)) => match serde_json::from_slice::<Entry<ScanReport>>(&bytes) {
-                Ok(e) if e.schema == SCHEMA
-                    && e.key == entry_key
-                    && e.report.summary == Summary::count(&e.report.vulnerabilities)
-                    && pttl > 0 =>
-                {
-                    Read::Hit(e.report, Duration::from_millis(pttl as u64))
+            Some((Some(bytes), pttl)) => {
+                match serde_json::from_slice::<Entry<ScanReport>>(&bytes) {
+                    Ok(e)
+                        if e.schema == SCHEMA
+                            && e.key == entry_key
+                            && e.report.summary == Summary::count(&e.report.vulnerabilities)
+                            && pttl > 0 =>
+                    {
+                        Read::Hit(e.report, Duration::from_millis(pttl as u64))
+                    }
+                    _ => {
+                        metrics::lookup("invalid");
+                        tracing::warn!(target: "helios::redis", key = entry_key, "ignoring a cache entry that is not a Helios report for this key; it will be overwritten");
+                        Read::Miss
+                    }
                 }
-                _ => {
-                    metrics::lookup("invalid");
-                    tracing::warn!(target: "helios::redis", key = entry_key, "ignoring a cache entry that is not a Helios report for this key; it will be overwritten");
-                    Read::Miss
-                }
-            },
+            }
         }
     }
 
