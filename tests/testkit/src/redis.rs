@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::opa::free_port;
 
-/// The `redis-server` to run: `$HELIOS_REDIS_BIN`, else the one on `PATH`, else
-/// `/usr/bin/redis-server` (`scripts/install-tools.sh redis` installs Debian's package).
+/// The `redis-server` to run: `$HELIOS_REDIS_BIN`, else `$HELIOS_TOOLS_BIN/redis-server`, else
+/// the one on `PATH`, else `/usr/bin/redis-server` (`scripts/install-tools.sh redis` installs
+/// Debian's package and links it into the tools directory).
 pub fn redis_server_binary() -> Result<PathBuf, String> {
     static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     FOUND
@@ -20,7 +21,10 @@ pub fn redis_server_binary() -> Result<PathBuf, String> {
             if let Some(bin) = std::env::var_os("HELIOS_REDIS_BIN") {
                 return Ok(PathBuf::from(bin));
             }
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            std::env::var_os("HELIOS_TOOLS_BIN")
+                .into_iter()
+                .chain(std::env::var_os("PATH"))
+                .flat_map(|dirs| std::env::split_paths(&dirs).collect::<Vec<_>>())
                 .map(|dir| dir.join("redis-server"))
                 .chain([PathBuf::from("/usr/bin/redis-server")])
                 .find(|p| p.is_file())

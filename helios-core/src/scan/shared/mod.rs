@@ -203,3 +203,34 @@ impl CacheConfig {
         Ok(Arc::new(self.lacework_source(client, no_scan)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_validation() {
+        let c = CacheConfig::default();
+        assert_eq!(c.redis, None);
+        assert!(c.validate().is_ok());
+        let zero = CacheConfig {
+            lease_ms: 0,
+            ..Default::default()
+        };
+        assert!(zero.validate().is_err());
+        let bad = CacheConfig::redis("http://not-redis");
+        assert!(bad.validate().is_err());
+        #[cfg(feature = "redis")]
+        assert!(
+            CacheConfig::redis("rediss://user:pw@redis.example:6380/0")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let err = serde_json::from_str::<CacheConfig>(r#"{"redis_url": "redis://x"}"#).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("redis_url")));
+    }
+}

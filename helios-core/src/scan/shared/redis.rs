@@ -388,3 +388,63 @@ impl SharedTier for RedisTier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::{Fix, Package, Severity, Vulnerability};
+
+    /// A realistic 1,000-finding report as stored (docs/scale-out.md quotes the size).
+    fn entry_of(findings: usize) -> serde_json::Result<Vec<u8>> {
+        let severities = [
+            Severity::Critical,
+            Severity::High,
+            Severity::Medium,
+            Severity::Low,
+        ];
+        let vulnerabilities = (0..findings)
+            .map(|i| Vulnerability {
+                id: format!("CVE-2024-{:05}", 10_000 + i),
+                severity: severities[i % severities.len()],
+                status: "VULNERABLE".into(),
+                package: Package {
+                    name: format!("libexample{}", i % 150),
+                    version: "1.2.3-4+deb12u1".into(),
+                    namespace: Some("debian:12".into()),
+                },
+                fix: Fix {
+                    available: i % 2 == 0,
+                    version: (i % 2 == 0).then(|| "1.2.3-4+deb12u2".into()),
+                },
+            })
+            .collect();
+        let report = ScanReport::completed("lacework", None, None, vulnerabilities);
+        serde_json::to_vec(&Entry {
+            schema: SCHEMA.into(),
+            key: format!(
+                "helios:scan:0123456789abcdef:real:sha256:{}",
+                "a".repeat(64)
+            ),
+            report: &report,
+        })
+    }
+
+    #[test]
+    fn a_thousand_finding_report_is_a_few_hundred_kilobytes_at_most() -> serde_json::Result<()> {
+        let bytes = entry_of(1000)?;
+        eprintln!("serialized 1,000-finding entry: {} bytes", bytes.len());
+        assert!(bytes.len() < 300_000, "{}", bytes.len());
+        let back: Entry<ScanReport> = serde_json::from_slice(&bytes)?;
+        assert_eq!(back.report.vulnerabilities.len(), 1000);
+        assert_eq!(
+            back.report.summary,
+            Summary::count(&back.report.vulnerabilities)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn tokens_are_unique() {
+        assert_ne!(unique_token(), unique_token());
+    }
+}
