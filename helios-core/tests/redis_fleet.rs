@@ -322,11 +322,7 @@ async fn redis_killed_mid_load_fails_no_review_and_shows_in_the_metrics() -> Tes
     for answer in answers {
         let (status, review) = answer?;
         assert_eq!(status, 200, "{review}");
-        assert_eq!(
-            review["response"]["uid"].as_str().is_some(),
-            true,
-            "{review}"
-        );
+        assert!(review["response"]["uid"].as_str().is_some(), "{review}");
         assert_eq!(
             scan_status(&review),
             "pending",

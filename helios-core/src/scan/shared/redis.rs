@@ -190,7 +190,7 @@ pub struct RedisTier {
 }
 
 enum Read {
-    Hit(ScanReport, Duration),
+    Hit(Box<ScanReport>, Duration),
     Miss,
     Down,
 }
@@ -258,7 +258,7 @@ impl RedisTier {
                             && e.report.summary == Summary::count(&e.report.vulnerabilities)
                             && pttl > 0 =>
                     {
-                        Read::Hit(e.report, Duration::from_millis(pttl as u64))
+                        Read::Hit(Box::new(e.report), Duration::from_millis(pttl as u64))
                     }
                     _ => {
                         metrics::lookup("invalid");
@@ -351,7 +351,7 @@ impl SharedTier for RedisTier {
             match self.read(&entry_key, deadline).await {
                 Read::Hit(report, ttl) => {
                     metrics::lookup(if waited { "waited" } else { "hit" });
-                    return (Ok(report), Some(ttl));
+                    return (Ok(*report), Some(ttl));
                 }
                 Read::Miss => {}
                 Read::Down => return fetch.await,
