@@ -5,10 +5,11 @@
 # defaults) make a rebuild after a version bump cheap.
 #
 #   scripts/install-tools.sh            # every tool
-#   scripts/install-tools.sh opa        # only the named ones (opa, registry, crane)
+#   scripts/install-tools.sh opa        # only the named ones (opa, registry, crane, etcd,
+#                                       # kube-apiserver, redis: Debian's redis-server)
 #
 # To use an already-installed binary instead, point the tests at it (e.g. HELIOS_OPA_BIN=/usr/bin/opa,
-# HELIOS_REGISTRY_BIN, HELIOS_CRANE_BIN) and skip this script.
+# HELIOS_REGISTRY_BIN, HELIOS_CRANE_BIN, HELIOS_REDIS_BIN) and skip this script.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,9 +88,30 @@ install_etcd() {
     echo "install-tools: etcd $("$found" --version | sed -n 's/^etcd Version: //p') at $found"
 }
 
+# redis-server for the scale-out tests (helios-core/tests/redis_fleet.rs): Debian's package,
+# installed with apt when missing and we may; linked into the tools dir like etcd.
+install_redis() {
+    local found
+    found="$(command -v redis-server || true)"
+    if [[ -z "$found" ]]; then
+        if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            echo "install-tools: installing Debian's redis-server"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null ||
+                { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
+            found="$(command -v redis-server || true)"
+        fi
+        if [[ -z "$found" ]]; then
+            echo "install-tools: no redis-server; install Debian's redis-server (or set HELIOS_REDIS_BIN)" >&2
+            return 1
+        fi
+    fi
+    ln -sf "$found" "$TOOLS_BIN/redis-server"
+    echo "install-tools: redis-server $("$found" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') at $found"
+}
+
 tools=("$@")
 if [[ ${#tools[@]} -eq 0 ]]; then
-    tools=(opa registry crane etcd kube-apiserver)
+    tools=(opa registry crane etcd kube-apiserver redis)
 fi
 for tool in "${tools[@]}"; do
     case "$tool" in
@@ -98,6 +120,7 @@ for tool in "${tools[@]}"; do
         crane) install_crane ;;
         etcd) install_etcd ;;
         kube-apiserver) install_kube kube-apiserver ;;
-        *) echo "install-tools: unknown tool $tool (known: opa, registry, crane, etcd, kube-apiserver)" >&2; exit 2 ;;
+        redis) install_redis ;;
+        *) echo "install-tools: unknown tool $tool (known: opa, registry, crane, etcd, kube-apiserver, redis)" >&2; exit 2 ;;
     esac
 done

@@ -242,3 +242,61 @@ async fn a_clean_image_is_allowed_on_every_run_and_scanned_once() -> TestResult 
     assert!(report["evaluated_at"].is_null(), "{report}");
     Ok(())
 }
+
+/// Issue 13 for CI fleets: three `helios gate --cache-redis URL` jobs at once on one unknown
+/// digest make one lookup and one scan request; the other jobs read the first one's
+/// answer from Redis. Skipped without `redis-server`, except under CI.
+#[tokio::test(flavor = "multi_thread")]
+async fn gate_jobs_sharing_redis_make_one_lookup() -> TestResult {
+    let redis = match helios_testkit::RedisServer::start() {
+        Ok(r) => r,
+        Err(e) if std::env::var_os("CI").is_some() => return Err(e.into()),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return Ok(());
+        }
+    };
+    let emu = Emulator::builder()
+        .scan_duration(std::time::Duration::from_secs(600))
+        .start()
+        .await?;
+    let home = temp_home("redis")?;
+    let env: Vec<(String, String)> = vec![
+        ("LW_ACCOUNT".into(), emu.url()),
+        ("LW_API_KEY".into(), emu.key_id()),
+        ("LW_API_SECRET".into(), emu.secret()),
+        ("HELIOS_CACHE_REDIS".into(), redis.url()),
+    ];
+    let image = format!("registry.example.com/team/new@{UNKNOWN}");
+    let jobs: Vec<_> = (0..3)
+        .map(|_| {
+            let (home, env, image) = (home.clone(), env.clone(), image.clone());
+            tokio::task::spawn_blocking(move || {
+                let env: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                helios(
+                    &home,
+                    &env,
+                    &["gate", &image, "--wait", "0", "--format", "json"],
+                )
+            })
+        })
+        .collect();
+    for job in jobs {
+        let out = job.await??;
+        let decision: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+        assert!(
+            decision["violations"]
+                .to_string()
+                .contains("status: pending"),
+            "{decision}"
+        );
+    }
+    let counters = emu.counters();
+    // One job talked to Lacework (one token); its lookup (the summary, by digest then by image
+    // id) found nothing and requested one scan.
+    assert_eq!(counters.get("tokens"), Some(&1), "{counters:?}");
+    assert_eq!(counters.get("scan"), Some(&1), "{counters:?}");
+    Ok(())
+}

@@ -266,3 +266,50 @@ fn audit_rbac_is_read_only_for_workloads() -> TestResult {
     assert_eq!(pod["containers"][0]["args"][0], "audit");
     Ok(())
 }
+
+/// `deploy/redis/` (the scale-out overlay): a Redis Deployment and Service, and a configuration
+/// that is the base one plus `cache.redis` pointing at that Service.
+#[test]
+fn redis_overlay_is_the_base_configuration_plus_a_shared_cache() -> TestResult {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/redis");
+    let mut overlay = Vec::new();
+    for name in ["kustomization.yaml", "redis.yaml", "config-redis.yaml"] {
+        let text = std::fs::read_to_string(dir.join(name))?;
+        for de in yaml_serde::Deserializer::from_str(&text) {
+            overlay.push(Value::deserialize(de).map_err(|e| format!("{name}: {e}"))?);
+        }
+    }
+    let docs = documents()?;
+    let base = find(&docs, "ConfigMap", "helios-config").ok_or("no base config")?;
+    let base = WebhookConfig::from_yaml(base["data"]["helios.yaml"].as_str().unwrap_or_default())?;
+    let patched = overlay
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "helios-config")
+        .ok_or("no ConfigMap patch")?;
+    let mut config =
+        WebhookConfig::from_yaml(patched["data"]["helios.yaml"].as_str().unwrap_or_default())?;
+    let url = config.cache.redis.take().ok_or("no cache.redis")?;
+    assert_eq!(url, "redis://helios-redis.helios-system.svc:6379");
+    config.cache = Default::default();
+    assert_eq!(
+        config, base,
+        "the overlay's helios.yaml drifted from deploy/configmap.yaml"
+    );
+
+    let service = overlay
+        .iter()
+        .find(|d| d["kind"] == "Service")
+        .ok_or("no Service")?;
+    assert_eq!(service["metadata"]["name"], "helios-redis");
+    assert_eq!(service["metadata"]["namespace"], "helios-system");
+    let deployment = overlay
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .ok_or("no Deployment")?;
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("allkeys-lru") && args.contains("maxmemory"),
+        "{args}"
+    );
+    Ok(())
+}

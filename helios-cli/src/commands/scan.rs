@@ -11,6 +11,7 @@ use helios_core::gate::ScanFrom;
 use helios_core::image::ImageRef;
 use helios_core::registry::resolve_with;
 use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure};
+use helios_core::scan::shared::CacheConfig;
 use helios_core::scan::{ScanReport, ScanStatus};
 
 use super::to_json;
@@ -33,6 +34,11 @@ pub struct LaceworkArgs {
     /// `default`); `LW_ACCOUNT`, `LW_API_KEY`, `LW_API_SECRET`, `LW_SUBACCOUNT` override it.
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
+
+    /// Share the lookup with every job using this Redis (`redis://…`, `rediss://…` for TLS):
+    /// one Lacework lookup per digest and one request budget for the fleet (docs/scale-out.md).
+    #[arg(long, value_name = "URL", env = "HELIOS_CACHE_REDIS")]
+    cache_redis: Option<String>,
 }
 
 impl LaceworkArgs {
@@ -50,6 +56,14 @@ impl LaceworkArgs {
     /// The scan of `image` from a scan `file`, else from Lacework with these flags (with a
     /// spinner on a terminal while Lacework takes long).
     pub async fn report(&self, image: &ImageRef, file: Option<&Path>) -> Result<ScanReport> {
+        if let (Some(url), None) = (&self.cache_redis, file) {
+            let spinner = Spinner::start(&format!("asking Lacework about {}", image.reference));
+            let report = CacheConfig::redis(url)
+                .scan_image(image, &self.lookup())
+                .await;
+            spinner.stop();
+            return report;
+        }
         let (from, spinner) = match file {
             Some(path) => (ScanFrom::File(path.to_path_buf()), None),
             None => (

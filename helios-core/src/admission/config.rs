@@ -17,6 +17,8 @@
 //!   docker_config: /etc/helios/registry          # mounted kubernetes.io/dockerconfigjson Secret
 //!   platform: linux/amd64
 //!   cache_ttl_secs: 30
+//! cache:                                         # scale-out (docs/scale-out.md); off by default
+//!   redis: redis://helios-redis:6379             # or rediss:// (TLS); shared cache and budget
 //! ```
 //!
 //! Every field has a default; unknown fields are errors, so a typo never silently changes
@@ -36,8 +38,8 @@ use crate::admission::{AdmissionController, ControllerConfig};
 use crate::error::{Error, Result};
 use crate::policy::{EmbeddedEvaluator, OpaEvaluator, Package, PolicyEvaluator};
 use crate::registry::{RegistryConfig, Resolver};
-use crate::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
-use crate::scan::{CachedSource, DirSource, ScanSource};
+use crate::scan::lacework::{LaceworkClient, NoScan};
+use crate::scan::{DirSource, ScanSource};
 
 /// The whole webhook configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +57,9 @@ pub struct WebhookConfig {
     pub admission: ControllerConfig,
     /// How tags are resolved to digests, and whether `/mutate` pins them.
     pub registry: RegistryConfig,
+    /// The scan cache shared by the fleet's replicas on Redis (off by default); see
+    /// docs/scale-out.md.
+    pub cache: crate::scan::shared::CacheConfig,
     /// The background audit loop (off unless `interval` is set); see docs/admission.md.
     #[cfg(feature = "audit")]
     pub audit: crate::audit::background::AuditConfig,
@@ -69,6 +74,7 @@ impl Default for WebhookConfig {
             scans: ScanConfig::default(),
             admission: ControllerConfig::default(),
             registry: RegistryConfig::default(),
+            cache: Default::default(),
             #[cfg(feature = "audit")]
             audit: Default::default(),
         }
@@ -157,6 +163,7 @@ impl WebhookConfig {
             ));
         }
         self.admission.limits.validate()?;
+        self.cache.validate()?;
         if self.policy.opa_url.is_some() && !self.policy.paths.is_empty() {
             return Err(Error::invalid(
                 "webhook config",
@@ -190,8 +197,7 @@ impl WebhookConfig {
         }
         if self.scans.lacework {
             let client = LaceworkClient::from_env()?;
-            let source = LaceworkSource::new(client, NoScan::RequestScan);
-            return Ok(Arc::new(CachedSource::new(source)));
+            return self.cache.scan_source(client, NoScan::RequestScan);
         }
         Err(Error::invalid(
             "webhook config",

@@ -186,6 +186,11 @@ impl Metrics {
         if let Some(body) = out.strip_suffix("# EOF\n") {
             out = format!("{body}{}", self.audit.encode());
         }
+        // The Redis tier's process-wide counters (scale-out), likewise.
+        #[cfg(feature = "redis")]
+        if let Some(body) = out.strip_suffix("# EOF\n") {
+            out = format!("{body}{}", crate::scan::shared::encode_metrics());
+        }
         out
     }
 

@@ -1,6 +1,7 @@
 //! A caching [`ScanSource`] in front of another: completed scans kept for a TTL, other answers
 //! for a short negative TTL, a bounded number of entries, and single flight — concurrent lookups
-//! of one image make one upstream call.
+//! of one image make one upstream call. An optional [`SharedTier`] (Redis, feature `redis`) sits
+//! behind it: an L1 miss asks the fleet's cache before the source.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::image::ImageRef;
+use crate::scan::shared::SharedTier;
 use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
 
 /// Default lifetime of a cached completed scan: 10 minutes.
@@ -36,6 +38,7 @@ pub struct CachedSource<S> {
     negative_ttl: Duration,
     max_entries: usize,
     slots: Mutex<HashMap<Key, Arc<Slot>>>,
+    shared: Option<Arc<dyn SharedTier>>,
 }
 
 impl<S> std::fmt::Debug for CachedSource<S> {
@@ -45,6 +48,7 @@ impl<S> std::fmt::Debug for CachedSource<S> {
             .field("negative_ttl", &self.negative_ttl)
             .field("max_entries", &self.max_entries)
             .field("entries", &self.slots.lock().map(|s| s.len()).unwrap_or(0))
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -58,7 +62,15 @@ impl<S: ScanSource> CachedSource<S> {
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             max_entries: DEFAULT_MAX_ENTRIES,
             slots: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// Puts a tier shared with other processes (e.g. [`RedisTier`](crate::scan::shared::RedisTier))
+    /// behind this cache: an L1 miss asks it, and it makes one upstream call for the fleet.
+    pub fn shared(mut self, tier: Arc<dyn SharedTier>) -> Self {
+        self.shared = Some(tier);
+        self
     }
 
     /// Lifetime of completed scans.
@@ -134,20 +146,45 @@ impl<S: ScanSource> CachedSource<S> {
         {
             return share(cached);
         }
-        let answer = self.inner.scan(image, lookup).await;
-        if crate::scan::lacework::share_refused() {
-            // This caller's budget share ran out: the answer is about the caller, not the
-            // image; the next caller asks again with its own share.
+        let (answer, ttl) = match &self.shared {
+            Some(tier) => {
+                let key = shared_key(&key);
+                let fetch = Box::pin(self.fetch(image, lookup));
+                tier.get_or_fetch(&key, lookup.deadline, fetch).await
+            }
+            None => self.fetch(image, lookup).await,
+        };
+        let Some(ttl) = ttl else {
             return answer;
-        }
-        let ttl = match &answer {
-            Ok(r) if r.status == ScanStatus::Completed => self.ttl,
-            _ => self.negative_ttl,
         };
         let result = share(&answer);
         *value = Some((answer, Instant::now() + ttl));
         result
     }
+
+    /// Asks the source, and says how long its answer may be kept (`None`: not at all).
+    async fn fetch(
+        &self,
+        image: &ImageRef,
+        lookup: Lookup,
+    ) -> (Result<ScanReport>, Option<Duration>) {
+        let answer = self.inner.scan(image, lookup).await;
+        if crate::scan::lacework::share_refused() {
+            // This caller's budget share ran out: the answer is about the caller, not the
+            // image; the next caller asks again with its own share.
+            return (answer, None);
+        }
+        let ttl = match &answer {
+            Ok(r) if r.status == ScanStatus::Completed => self.ttl,
+            _ => self.negative_ttl,
+        };
+        (answer, Some(ttl))
+    }
+}
+
+/// The shared tier's key of an L1 key: `real:IMAGE` or `dry:IMAGE`.
+fn shared_key((image, dry_run): &Key) -> String {
+    format!("{}:{image}", if *dry_run { "dry" } else { "real" })
 }
 
 /// Drops expired entries, then (if still full) those expiring first, skipping slots whose

@@ -4,13 +4,15 @@
 //! scan files ([`DirSource`]), or a cache in front of either ([`CachedSource`]). A single scan
 //! file ([`ScanReport::from_scan_file`]) holds a Lacework API v2 search response, a bare array
 //! of its rows, or a Helios report; [`lacework`] holds the client and the conversion from
-//! Lacework's wire format.
+//! Lacework's wire format. [`shared`] holds the optional Redis tier that lets several webhook
+//! replicas share one cache and one Lacework budget (feature `redis`).
 
 pub mod cache;
 mod dir;
 mod file;
 pub mod lacework;
 mod report;
+pub mod shared;
 mod source;
 
 pub use cache::CachedSource;

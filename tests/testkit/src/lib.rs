@@ -14,10 +14,14 @@
 //! [`Registry`] runs the real CNCF distribution registry (anonymous, or TLS + htpasswd) and
 //! drives `crane` to push images into it, both built the same way (`HELIOS_REGISTRY_BIN`,
 //! `HELIOS_CRANE_BIN` override).
+//!
+//! [`RedisServer`] runs Debian's `redis-server` on a free loopback port without persistence, and
+//! can kill and restart it (`HELIOS_REDIS_BIN` overrides).
 
 mod kube;
 mod kube_api;
 mod opa;
+mod redis;
 mod registry;
 mod token;
 mod tools;
@@ -25,4 +29,5 @@ mod tools;
 pub use kube::{ADMIN_TOKEN, ControlPlane, etcd_binary, kube_apiserver_binary};
 pub use kube_api::{Answer, KubeApi};
 pub use opa::{OpaServer, OpaServerBuilder, StartError, free_port, opa_binary, workspace_root};
+pub use redis::{RedisServer, redis_server_binary};
 pub use registry::{Registry, RegistryBuilder, crane_binary, registry_binary};

@@ -273,6 +273,8 @@ impl ClientBuilder {
                 secret,
                 tokens: Tokens::new(self.auth_failure_cooldown),
                 budget: Budget::new(self.requests_per_hour, self.budget_window),
+                #[cfg(feature = "redis")]
+                fleet: std::sync::OnceLock::new(),
                 config: self,
             }),
         })
@@ -307,6 +309,9 @@ pub(super) struct Inner {
     pub(super) tokens: Tokens,
     budget: Budget,
     pub(super) config: ClientBuilder,
+    /// The fleet-wide budget in Redis, once shared ([`LaceworkClient::share_budget`]).
+    #[cfg(feature = "redis")]
+    pub(super) fleet: std::sync::OnceLock<super::fleet_budget::FleetBudget>,
 }
 
 impl fmt::Debug for LaceworkClient {
@@ -506,6 +511,8 @@ impl LaceworkClient {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
+                    #[cfg(feature = "redis")]
+                    self.report_rate_limit(&headers);
                     let body = match http::read_body(resp, MAX_LACEWORK_BODY).await {
                         Ok(body) => Ok(body),
                         // Not retried: the same request would bring the same oversized answer.
@@ -573,6 +580,8 @@ impl LaceworkClient {
     async fn take_budget(&self, deadline: Instant) -> Result<()> {
         let budget = &self.inner.budget;
         super::share::spend(budget.limit(), budget.window()).map_err(|r| self.unavailable(r))?;
+        #[cfg(feature = "redis")]
+        self.take_fleet_token(deadline).await?;
         loop {
             match self.inner.budget.try_take(Instant::now()) {
                 Ok(()) => return Ok(()),

@@ -71,7 +71,7 @@ impl LaceworkLookup {
     /// The deadline [`scan_image`] gives its lookup: with `no_scan` none, so the client's
     /// documented `max_wait` bounds it (no scan will be waited for, so the scan wait must not
     /// count); otherwise [`Self::deadline`].
-    pub(super) fn lookup_deadline(&self) -> Option<Instant> {
+    pub(crate) fn lookup_deadline(&self) -> Option<Instant> {
         (!self.no_scan).then(|| self.deadline())
     }
 

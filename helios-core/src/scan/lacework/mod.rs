@@ -21,6 +21,8 @@
 mod budget;
 mod client;
 mod config;
+#[cfg(feature = "redis")]
+mod fleet_budget;
 mod lookup;
 mod ondemand;
 mod retry;
@@ -34,6 +36,8 @@ mod token;
 pub use crate::http::Secret;
 pub use budget::DEFAULT_REQUESTS_PER_HOUR;
 pub use client::{ClientBuilder, DEFAULT_LOOK_BACK, LaceworkClient, MAX_SEARCH_WINDOW};
+#[cfg(feature = "redis")]
+pub use fleet_budget::cache_namespace;
 pub use lookup::{DEFAULT_SCAN_WAIT, LOOKUP_ALLOWANCE, LaceworkLookup, ServiceFailure, scan_image};
 pub use ondemand::{SCAN_PATH, ScanState};
 // The wire rows of a container vulnerability search stay inside the crate: callers read a
