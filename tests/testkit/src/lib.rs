@@ -26,3 +26,4 @@ pub use kube::{ADMIN_TOKEN, ControlPlane, etcd_binary, kube_apiserver_binary};
 pub use kube_api::{Answer, KubeApi};
 pub use opa::{OpaServer, OpaServerBuilder, StartError, free_port, opa_binary, workspace_root};
 pub use registry::{Registry, RegistryBuilder, crane_binary, registry_binary};
+pub use tools::helm_binary;
