@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test suite of Helios — Rust, Python, Node — on a fresh machine, installing what it
+# Runs every test suite of Helios — Rust (with the Helm chart), Python, Node, packaging — on a fresh machine, installing what it
 # needs on the way (Go-built peers such as OPA under .tools/, a Python venv, npm packages).
 # Exit status is non-zero when anything fails.
 set -euo pipefail
@@ -27,5 +27,8 @@ scripts/test-python.sh
 
 step "node: tests"
 scripts/test-node.sh
+
+step "packaging: the GitHub Action and the GitLab template (schemas, steps run as their runners run them)"
+scripts/test-packaging.sh
 
 step "all suites passed"
