@@ -50,6 +50,6 @@ def call(Map args = [:]) {
 }
 
 /** One shell word, single-quoted. */
-private static String quote(String word) {
+String quote(String word) {
     return "'" + word.replace("'", "'\\''") + "'"
 }
