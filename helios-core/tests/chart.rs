@@ -43,8 +43,14 @@ fn helm(args: &[&str]) -> TestResult<String> {
     let out = Command::new(helm_binary()?)
         .args(args)
         .current_dir(root())
-        .env("HELM_CACHE_HOME", std::env::temp_dir().join("helios-helm-cache"))
-        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("helios-helm-config"))
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("helios-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("helios-helm-config"),
+        )
         .output()?;
     if !out.status.success() {
         return Err(format!(
@@ -64,7 +70,13 @@ fn sets<'a>(values: &[&'a str]) -> Vec<&'a str> {
 
 /// The chart rendered as `release` in `namespace` with `values`, one JSON value per object.
 fn render(release: &str, namespace: &str, values: &[&str]) -> TestResult<Vec<Value>> {
-    let mut args = vec!["template", release, "charts/helios", "--namespace", namespace];
+    let mut args = vec![
+        "template",
+        release,
+        "charts/helios",
+        "--namespace",
+        namespace,
+    ];
     args.extend(sets(values));
     let text = helm(&args)?;
     let mut docs = Vec::new();
@@ -142,7 +154,11 @@ fn values_that_cannot_work_fail_the_render() -> TestResult {
     for (values, says) in [
         (vec![], "lacework.account"),
         (
-            [CREDENTIALS.as_slice(), &["certificate.certManager.enabled=false"]].concat(),
+            [
+                CREDENTIALS.as_slice(),
+                &["certificate.certManager.enabled=false"],
+            ]
+            .concat(),
             "certificate.secretName",
         ),
         (
@@ -179,7 +195,10 @@ fn every_render_passes_the_deploy_checks() -> TestResult {
         for doc in &docs {
             assert!(doc["apiVersion"].is_string(), "{name}: {doc}");
             assert!(doc["metadata"]["name"].is_string(), "{name}: {doc}");
-            assert_eq!(doc["metadata"]["labels"]["app.kubernetes.io/name"], "helios");
+            assert_eq!(
+                doc["metadata"]["labels"]["app.kubernetes.io/name"],
+                "helios"
+            );
         }
         let config = config_of(&docs)?;
         let vwc = find(&docs, "ValidatingWebhookConfiguration").ok_or("no vwc")?;
@@ -219,7 +238,10 @@ fn every_render_passes_the_deploy_checks() -> TestResult {
         assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
         let svc = find(&docs, "Service").ok_or("no service")?;
         assert_eq!(svc["spec"]["ports"][0]["targetPort"], c["ports"][0]["name"]);
-        assert_eq!(svc["spec"]["selector"], d["spec"]["selector"]["matchLabels"]);
+        assert_eq!(
+            svc["spec"]["selector"],
+            d["spec"]["selector"]["matchLabels"]
+        );
         assert_eq!(
             d["spec"]["template"]["metadata"]["labels"],
             d["spec"]["selector"]["matchLabels"]
@@ -255,12 +277,18 @@ fn every_render_passes_the_deploy_checks() -> TestResult {
             );
             assert_eq!(
                 vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
-                format!("helios-system/{}", certificate["metadata"]["name"].as_str().unwrap_or("?"))
+                format!(
+                    "helios-system/{}",
+                    certificate["metadata"]["name"].as_str().unwrap_or("?")
+                )
             );
             let dns = certificate["spec"]["dnsNames"][0].clone();
             assert_eq!(
                 dns,
-                format!("{}.helios-system.svc", svc["metadata"]["name"].as_str().unwrap_or("?"))
+                format!(
+                    "{}.helios-system.svc",
+                    svc["metadata"]["name"].as_str().unwrap_or("?")
+                )
             );
             let lacework = find(&docs, "Secret").ok_or("no Secret")?;
             assert_eq!(secret, lacework["metadata"]["name"]);
@@ -287,7 +315,10 @@ fn every_render_passes_the_deploy_checks() -> TestResult {
                 .iter()
                 .find(|d| d["kind"] == "ConfigMap" && d["data"]["acme.rego"].is_string())
                 .ok_or("acme.rego not in the policy ConfigMap")?;
-            assert_eq!(volume("policy")["configMap"]["name"], policy["metadata"]["name"]);
+            assert_eq!(
+                volume("policy")["configMap"]["name"],
+                policy["metadata"]["name"]
+            );
             let issuer = &certificate.ok_or("no Certificate")?["spec"]["issuerRef"];
             assert_eq!(*issuer, json!({"kind": "ClusterIssuer", "name": "ca"}));
             assert!(find(&docs, "Issuer").is_none());
@@ -336,7 +367,9 @@ fn normalized(value: &Value) -> TestResult<Value> {
             }
             Value::Object(out)
         }
-        Value::Array(items) => Value::Array(items.iter().map(normalized).collect::<TestResult<_>>()?),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(normalized).collect::<TestResult<_>>()?)
+        }
         other => other.clone(),
     })
 }
@@ -357,7 +390,12 @@ fn manifests(files: &[PathBuf]) -> TestResult<Vec<Value>> {
 
 fn by_kind_and_name(docs: Vec<Value>) -> TestResult<std::collections::BTreeMap<String, Value>> {
     docs.iter()
-        .map(|d| Ok((format!("{} {}", d["kind"], d["metadata"]["name"]), normalized(d)?)))
+        .map(|d| {
+            Ok((
+                format!("{} {}", d["kind"], d["metadata"]["name"]),
+                normalized(d)?,
+            ))
+        })
         .collect()
 }
 
@@ -394,7 +432,11 @@ fn the_default_render_is_deploy() -> TestResult {
         dir.join("pinning/mutatingwebhookconfiguration.yaml")
     ])?)?;
     for (key, object) in &overlay {
-        assert_eq!(Some(object), pinned.get(key), "{key} differs from deploy/pinning/");
+        assert_eq!(
+            Some(object),
+            pinned.get(key),
+            "{key} differs from deploy/pinning/"
+        );
     }
     let patch = &manifests(&[dir.join("pinning/pin-digests.yaml")])?[0];
     let mut deployment = deploy
