@@ -64,6 +64,7 @@ clientConfig:
     path: {{ .path }}
     port: 443
   {{- if not .Values.certificate.certManager.enabled }}
+  {{- $_ := include "helios.tlsSecret" . }}
   caBundle: {{ required "certificate.caBundle is required when certificate.certManager.enabled is false" .Values.certificate.caBundle }}
   {{- end }}
 namespaceSelector:
