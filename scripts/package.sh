@@ -54,7 +54,8 @@ build_cli() {
     tar -C "$stage" -czf "$DIST/$name.tar.gz" "$name"
     rm -rf "$stage"
     (cd "$DIST" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
-    if [[ "$triple" == *musl ]] && ldd "target/$triple/release/helios" >/dev/null 2>&1; then
+    # Static: no shared library needed (glibc's ldd says "statically linked" of a static-pie).
+    if [[ "$triple" == *musl ]] && readelf -d "target/$triple/release/helios" | grep -q NEEDED; then
         echo "package: target/$triple/release/helios is not static" >&2
         return 1
     fi
