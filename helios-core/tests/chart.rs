@@ -191,7 +191,7 @@ fn values_that_cannot_work_fail_the_render() -> TestResult {
 fn every_render_passes_the_deploy_checks() -> TestResult {
     for (name, values) in value_sets() {
         let docs = render("helios", "helios-system", &values)?;
-        let has = |v: &str| values.iter().any(|x| *x == v);
+        let has = |v: &str| values.contains(&v);
         for doc in &docs {
             assert!(doc["apiVersion"].is_string(), "{name}: {doc}");
             assert!(doc["metadata"]["name"].is_string(), "{name}: {doc}");
