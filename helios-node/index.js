@@ -17,14 +17,24 @@ function abiSuffix() {
   }
 }
 
-const file = `helios.${process.platform}-${process.arch}${abiSuffix()}.node`
+// napi-rs's convention: an addon built in this directory (a checkout) wins; else the prebuilt
+// one of the per-platform package npm installed as an optional dependency
+// (helios-policy-linux-x64-gnu), see docs/packaging.md.
+const platform = `${process.platform}-${process.arch}${abiSuffix()}`
+const file = `helios.${platform}.node`
 const path = join(__dirname, file)
-if (!existsSync(path)) {
+function load() {
+  if (existsSync(path)) return require(path)
+  try {
+    return require(`helios-policy-${platform}`)
+  } catch (err) {
+    if (err && err.code !== 'MODULE_NOT_FOUND') throw err
+  }
   throw new Error(
-    `helios-policy: native addon ${file} is not built; run \`npm install\` (or \`npm run build\`) in ${__dirname}`
+    `helios-policy: no native addon for ${platform}: neither ${file} in ${__dirname} (run \`npm install\` or \`npm run build\` there) nor the package helios-policy-${platform} is installed`
   )
 }
-const native = require(path)
+const native = load()
 
 /**
  * The JSON path of the first value in `value` that JSON has no form for (a function, a symbol,

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Builds the real peers the tests run against (OPA, the CNCF distribution registry, crane) from their Go modules with the machine's
+# Builds the real peers the tests run against (OPA, the CNCF distribution registry, crane, helm) from their Go modules with the machine's
 # Go, into the git-ignored .tools/bin of this checkout. Idempotent: a tool already present at the
 # pinned version is skipped, and Go's module and build caches (GOPATH/GOCACHE, left at their
 # defaults) make a rebuild after a version bump cheap.
 #
 #   scripts/install-tools.sh            # every tool
-#   scripts/install-tools.sh opa        # only the named ones (opa, registry, crane, etcd,
+#   scripts/install-tools.sh opa        # only the named ones (opa, registry, crane, helm, etcd,
 #                                       # kube-apiserver, redis: Debian's redis-server)
 #
 # To use an already-installed binary instead, point the tests at it (e.g. HELIOS_OPA_BIN=/usr/bin/opa,
-# HELIOS_REGISTRY_BIN, HELIOS_CRANE_BIN, HELIOS_REDIS_BIN) and skip this script.
+# HELIOS_REGISTRY_BIN, HELIOS_CRANE_BIN, HELIOS_HELM_BIN, HELIOS_REDIS_BIN) and skip this script.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +26,9 @@ REGISTRY_PACKAGE="github.com/distribution/distribution/v3/cmd/registry"
 REGISTRY_VERSION="v3.1.2"
 CRANE_PACKAGE="github.com/google/go-containerregistry/cmd/crane"
 CRANE_VERSION="v0.22.1"
+# helm for the chart tests (helm lint, helm template of charts/helios).
+HELM_PACKAGE="helm.sh/helm/v4/cmd/helm"
+HELM_VERSION="v4.3.2"
 
 # install_go_tool NAME PACKAGE VERSION: builds PACKAGE@VERSION into $TOOLS_BIN/NAME unless a build
 # of that exact version is already there (a stamp file records which version was built).
@@ -57,6 +60,7 @@ install_go_tool() {
 install_opa() { install_go_tool opa "$OPA_MODULE" "$OPA_VERSION"; }
 install_registry() { install_go_tool registry "$REGISTRY_PACKAGE" "$REGISTRY_VERSION"; }
 install_crane() { install_go_tool crane "$CRANE_PACKAGE" "$CRANE_VERSION"; }
+install_helm() { install_go_tool helm "$HELM_PACKAGE" "$HELM_VERSION"; }
 
 install_kube() {
     local name="$1"
@@ -111,16 +115,17 @@ install_redis() {
 
 tools=("$@")
 if [[ ${#tools[@]} -eq 0 ]]; then
-    tools=(opa registry crane etcd kube-apiserver redis)
+    tools=(opa registry crane helm etcd kube-apiserver redis)
 fi
 for tool in "${tools[@]}"; do
     case "$tool" in
         opa) install_opa ;;
         registry) install_registry ;;
         crane) install_crane ;;
+        helm) install_helm ;;
         etcd) install_etcd ;;
         kube-apiserver) install_kube kube-apiserver ;;
         redis) install_redis ;;
-        *) echo "install-tools: unknown tool $tool (known: opa, registry, crane, etcd, kube-apiserver, redis)" >&2; exit 2 ;;
+        *) echo "install-tools: unknown tool $tool (known: opa, registry, crane, helm, etcd, kube-apiserver, redis)" >&2; exit 2 ;;
     esac
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test suite of Helios — Rust, Python, Node — on a fresh machine, installing what it
-# needs on the way (Go-built peers such as OPA under .tools/, a Python venv, npm packages).
+# Runs every test suite of Helios — Rust (the Helm chart's too), Python, Node, packaging — on a
+# fresh machine, installing what it needs on the way (Go-built peers such as OPA and helm under
+# .tools/, Python venvs, npm packages).
 # Exit status is non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +28,8 @@ scripts/test-python.sh
 
 step "node: tests"
 scripts/test-node.sh
+
+step "packaging: the GitHub Action and the GitLab template (schemas, steps run as their runners run them)"
+scripts/test-packaging.sh
 
 step "all suites passed"

@@ -124,6 +124,38 @@ impl KubeApi {
         Ok(())
     }
 
+    /// The collection a manifest is created in, found through the API server's discovery (as
+    /// kubectl does), e.g. `/apis/apps/v1/namespaces/helios-system/deployments`.
+    pub async fn collection_of(&self, object: &Value) -> Result<String, String> {
+        let api_version = object["apiVersion"]
+            .as_str()
+            .ok_or("manifest without apiVersion")?;
+        let kind = object["kind"].as_str().ok_or("manifest without kind")?;
+        let group_path = if api_version.contains('/') {
+            format!("/apis/{api_version}")
+        } else {
+            format!("/api/{api_version}")
+        };
+        let discovery = self.get(&group_path).await?;
+        let resource = discovery.body["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["kind"] == kind && !r["name"].as_str().unwrap_or("/").contains('/'))
+            .ok_or_else(|| format!("the API server does not serve {api_version} {kind}"))?;
+        let name = resource["name"].as_str().unwrap_or_default();
+        Ok(
+            match (
+                resource["namespaced"].as_bool(),
+                object["metadata"]["namespace"].as_str(),
+            ) {
+                (Some(true), Some(ns)) => format!("{group_path}/namespaces/{ns}/{name}"),
+                (Some(true), None) => format!("{group_path}/namespaces/default/{name}"),
+                _ => format!("{group_path}/{name}"),
+            },
+        )
+    }
+
     /// Creates the namespace `name`.
     pub async fn namespace(&self, name: &str) -> Result<(), String> {
         let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});

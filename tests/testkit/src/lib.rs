@@ -31,3 +31,4 @@ pub use kube_api::{Answer, KubeApi};
 pub use opa::{OpaServer, OpaServerBuilder, StartError, free_port, opa_binary, workspace_root};
 pub use redis::{RedisServer, redis_server_binary};
 pub use registry::{Registry, RegistryBuilder, crane_binary, registry_binary};
+pub use tools::helm_binary;

@@ -45,3 +45,12 @@ pub(crate) fn tool(name: &str, env: &str) -> Result<PathBuf, String> {
     }
     Ok(bin)
 }
+
+/// The `helm` binary for the chart tests: `$HELIOS_HELM_BIN`, else `.tools/bin/helm`, built
+/// there from its Go module by `scripts/install-tools.sh helm` on first use.
+pub fn helm_binary() -> Result<PathBuf, String> {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| tool("helm", "HELIOS_HELM_BIN"))
+        .clone()
+}
