@@ -10,6 +10,7 @@ mod decision;
 mod embedded;
 mod input;
 mod opa;
+mod options;
 mod package;
 mod rego_value;
 mod set;
@@ -21,6 +22,9 @@ pub use decision::{Backend, Decision, Finding, PolicyRef};
 pub use embedded::{DEFAULT_TIME_LIMIT, EmbeddedBuilder, EmbeddedEvaluator};
 pub use input::{Container, ContainerType, INPUT_VERSION, PolicyInput, Stage, User, Workload};
 pub use opa::{DEFAULT_OPA_TIMEOUT, OpaBuilder, OpaEvaluator, SERVER_VERSION_PREFIX};
+pub use options::{
+    DEFAULT_OPA_TIMEOUT_MS, DEFAULT_PACKAGE, DEFAULT_TIME_LIMIT_MS, Evaluator, EvaluatorOptions,
+};
 pub use package::Package;
 pub use set::{DEFAULT_POLICY_ID, PolicySet};
 

@@ -34,7 +34,9 @@ mod token;
 
 pub use budget::DEFAULT_REQUESTS_PER_HOUR;
 pub use client::{ClientBuilder, DEFAULT_LOOK_BACK, LaceworkClient, MAX_SEARCH_WINDOW};
-pub use lookup::{DEFAULT_SCAN_WAIT, LOOKUP_ALLOWANCE, LaceworkLookup, ServiceFailure, scan_image};
+pub use lookup::{
+    DEFAULT_SCAN_WAIT, LOOKUP_ALLOWANCE, LaceworkLookup, ServiceFailure, scan_image, shared_client,
+};
 pub use ondemand::{SCAN_PATH, ScanState};
 pub use rows::{
     ContainerVulnRow, EvalCtx, FeatureKey, FixInfo, FlexBool, ImageInfo, ScanRequestProps,
