@@ -5,26 +5,14 @@ mod support;
 
 use std::time::Instant;
 
-use helios_core::policy::{Decision, EmbeddedEvaluator, Package, PolicyInput};
+use helios_core::policy::{Decision, PolicyInput};
 use support::cases::{Case, fixtures_dir, load_cases};
 
 /// The acceptance criterion of issue 2 asks for at least this many cases.
 const MIN_CASES: usize = 25;
 
 fn run_embedded(case: &Case) -> helios_core::Result<Decision> {
-    let mut builder = EmbeddedEvaluator::builder()
-        .package(Package::parse(&case.package)?)
-        .rego_v0(case.rego_v0);
-    for path in &case.policy {
-        builder = builder.policy_path(path);
-    }
-    if let Some(data) = &case.data {
-        builder = builder.data(data.clone());
-    }
-    if let Some(limit) = case.time_limit {
-        builder = builder.time_limit(limit);
-    }
-    let evaluator = builder.build()?;
+    let evaluator = case.options().build_embedded()?;
     let input = PolicyInput::from_value(case.input.clone())?;
     evaluator.evaluate_sync(&input)
 }

@@ -38,7 +38,11 @@ impl GateOptions {
         #[derive(Deserialize)]
         struct Given {
             #[serde(flatten)]
-            options: GateOptions,
+            policy: EvaluatorOptions,
+            #[serde(flatten)]
+            scan: ScanOptions,
+            #[serde(default)]
+            ci: Option<serde_json::Value>,
             #[serde(flatten)]
             unknown: BTreeMap<String, serde_json::Value>,
         }
@@ -50,7 +54,11 @@ impl GateOptions {
                 format!("unknown field `{field}`"),
             ));
         }
-        let options = given.options;
+        let options = GateOptions {
+            policy: given.policy,
+            scan: given.scan,
+            ci: given.ci,
+        };
         if !matches!(options.ci, None | Some(serde_json::Value::Object(_))) {
             return Err(Error::invalid(
                 "gate options",
