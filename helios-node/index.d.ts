@@ -66,8 +66,8 @@ export interface HeliosError extends Error {
  * const decision = await evaluate(input) // the shipped default policy
  * if (!decision.allowed) console.log(decision.violations.map((v) => v.msg))
  *
- * @throws {HeliosError} synchronously with `code === 'invalid_input'` for bad options (checked
- *   by the core) and `InvalidArg` for an input napi-rs cannot convert; the promise rejects with the core's `code` (e.g. `policy_parse`, `policy_timeout`, `invalid_input`).
+ * @throws {HeliosError} synchronously with `InvalidArg` for an input napi-rs cannot convert;
+ *   the promise rejects with `invalid_input` for bad options (checked by the core), or with the core's `code` (e.g. `policy_parse`, `policy_timeout`, `invalid_input`).
  */
 export declare function evaluate(input: PolicyInput, options?: EvaluateOptions | null): Promise<Decision>
 
@@ -176,7 +176,7 @@ export interface GateOptions extends ScanOptions, EvaluateOptions {
  * `LW_ACCOUNT`, `LW_API_KEY`, `LW_API_SECRET` (`LW_SUBACCOUNT`) or a `~/.lacework.toml` profile.
  *
  * @throws {HeliosError} synchronously with `code === 'StringExpected'` for an image that is not a
- *   string and `invalid_input` for bad options; the promise rejects with `invalid_image`, or `auth` /
+ *   string; the promise rejects with `invalid_input` for bad options (checked by the core), with `invalid_image`, or `auth` /
  *   `unavailable` / `remote` when Lacework rejects the credentials, cannot be reached or errs.
  */
 export declare function scan(image: string, options?: ScanOptions | null): Promise<ScanReport>

@@ -174,8 +174,9 @@ pub fn scan<'env>(
     image: String,
     options: Option<Value>,
 ) -> napi::Result<PromiseRaw<'env, Value>> {
-    let job = ScanJob::new(image, options).map_err(|e| to_js(env, &e))?;
-    spawn(env, job.run())
+    // Bad options reject the promise, as every core error of an async call does.
+    let job = ScanJob::new(image, options);
+    spawn(env, async move { job?.run().await })
 }
 
 /// Decides whether `image` may ship, as `helios gate` does, without blocking a libuv worker
@@ -188,8 +189,8 @@ pub fn gate<'env>(
     image: String,
     options: Option<Value>,
 ) -> napi::Result<PromiseRaw<'env, Value>> {
-    let job = GateJob::new(image, options).map_err(|e| to_js(env, &e))?;
-    spawn(env, job.run())
+    let job = GateJob::new(image, options);
+    spawn(env, async move { job?.run().await })
 }
 
 /// [`gate`] on the calling (JS) thread, for scans that need no waiting: `scanFile` or

@@ -43,15 +43,15 @@ fn to_value(decision: &Decision) -> napi::Result<Value> {
 /// compiled, and the input evaluated, on the libuv thread pool.
 /// CPU work only: an `opaUrl` is the core's `invalid_input` (the embedded engine decides).
 #[napi(catch_unwind, ts_return_type = "Promise<Decision>")]
-pub fn evaluate(
-    env: Env,
-    input: Value,
-    options: Option<Value>,
-) -> napi::Result<AsyncTask<EvaluateTask>> {
+pub fn evaluate(input: Value, options: Option<Value>) -> napi::Result<AsyncTask<EvaluateTask>> {
     let input = check_input(input)?;
-    let options = evaluator_options(options).map_err(|e| to_js(&env, &e))?;
+    // Bad options reject the promise, as every core error of an async call does.
+    let job = match evaluator_options(options) {
+        Ok(options) => Job::Build(Box::new(options)),
+        Err(e) => Job::Failed(e),
+    };
     Ok(AsyncTask::new(EvaluateTask {
-        job: Some(Job::Build(Box::new(options))),
+        job: Some(job),
         input: Some(input),
     }))
 }
@@ -73,6 +73,8 @@ enum Job {
     Build(Box<EvaluatorOptions>),
     /// Use a prepared evaluator (`Evaluator#evaluate`).
     Ready(EmbeddedEvaluator),
+    /// The core refused the options; reject the promise with its error.
+    Failed(CoreError),
 }
 
 /// One evaluation on the libuv thread pool.
@@ -97,6 +99,7 @@ impl<'task> ScopedTask<'task> for EvaluateTask {
             let evaluator = match job {
                 Job::Build(options) => options.build_embedded()?,
                 Job::Ready(e) => e,
+                Job::Failed(e) => return Err(e),
             };
             decide(&evaluator, input)
         }))
