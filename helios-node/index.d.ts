@@ -23,6 +23,11 @@ export interface Decision {
 }
 
 /** Options of `evaluate`, `evaluateSync` and `new Evaluator()`. */
+/**
+ * Options of `evaluate`, `evaluateSync` and `new Evaluator()`: the core's `EvaluatorOptions`
+ * (camelCase here), checked by the core; an unknown or mistyped field throws `invalid_input`
+ * naming it. `null`/`undefined` fields take the core's defaults.
+ */
 export interface EvaluateOptions {
   /** A `.rego` file, a data file (`.json`/`.yaml`) or a directory, or a list of them; absent means the shipped default policy. */
   policy?: string | string[]
@@ -44,7 +49,9 @@ export type PolicyInput = Record<string, unknown>
 
 /**
  * An error from Helios. `code` is one of {@link ERROR_CODES} (e.g. `policy_timeout`) for errors
- * of the core, or `InvalidArg` for an argument of the wrong type or value.
+ * of the core (options are checked by the core: `invalid_input`), or napi-rs's status (`InvalidArg`,
+ * `StringExpected`, …) for an argument napi-rs cannot convert (an input that is not an object, a
+ * value JSON has no form for).
  */
 export interface HeliosError extends Error {
   code: string
@@ -59,15 +66,16 @@ export interface HeliosError extends Error {
  * const decision = await evaluate(input) // the shipped default policy
  * if (!decision.allowed) console.log(decision.violations.map((v) => v.msg))
  *
- * @throws {HeliosError} synchronously with `code === 'InvalidArg'` for arguments of the wrong type;
- *   the promise rejects with the core's `code` (e.g. `policy_parse`, `policy_timeout`, `invalid_input`).
+ * @throws {HeliosError} synchronously with `InvalidArg` for an input napi-rs cannot convert;
+ *   the promise rejects with `invalid_input` for bad options (checked by the core), or with the core's `code` (e.g. `policy_parse`, `policy_timeout`, `invalid_input`).
  */
 export declare function evaluate(input: PolicyInput, options?: EvaluateOptions | null): Promise<Decision>
 
 /**
  * Evaluates the policy on `input` on the calling thread.
  *
- * @throws {HeliosError} with the core's `code`, or `InvalidArg` for arguments of the wrong type.
+ * @throws {HeliosError} with the core's `code` (`invalid_input` for bad options), or `InvalidArg`
+ *   for an input napi-rs cannot convert.
  */
 export declare function evaluateSync(input: PolicyInput, options?: EvaluateOptions | null): Decision
 
@@ -125,8 +133,12 @@ export interface GateResult {
   exit_code: 0 | 1 | 2
 }
 
-/** Options of `scan`: how to reach Lacework and what to do when it has no scan. */
+/** Options of `scan`: where the scan comes from (the core's `ScanOptions`: a scan file, a directory, or Lacework) and the registry. */
 export interface ScanOptions {
+  /** The image's scan file (a Lacework v2 search response, its rows, or a Helios report); absent means ask Lacework. */
+  scanFile?: string
+  /** A directory of scan files, looked up by the image's digest (as the webhook's `scans.dir`: Lacework files index their rows' digests, any file may be named `sha256-<hex>.json`). Not with `scanFile`. */
+  scanDir?: string
   /** Seconds to wait for an on-demand scan when Lacework has no record of the image (default 600; 0: answer `pending` at once). A clean scan is `completed`, a failed or unsupported one `failed`: neither is scanned again. */
   wait?: number
   /** Never request an on-demand scan: an image without one is `not_found`. */
@@ -150,34 +162,30 @@ export interface ScanOptions {
   registryCa?: Record<string, string>
 }
 
-/** Options of `gate` and `gateSync`. */
-export interface GateOptions extends ScanOptions {
-  /** The image's scan file (a Lacework v2 search response, its rows, or a Helios report); absent means ask Lacework. */
-  scanFile?: string
-  /** As for `evaluate`: policy files or directories; absent means the shipped default policy. */
-  policy?: string | string[]
-  /** A data document merged under `data`. */
-  data?: Record<string, unknown>
-  /** The package whose document is the decision (default `helios`). */
-  package?: string
+/** Options of `gate` and `gateSync` (the core's `GateOptions`: `EvaluatorOptions` and `ScanOptions` in one object). */
+export interface GateOptions extends ScanOptions, EvaluateOptions {
   /** CI context passed to the policy as `input.ci`. */
   ci?: Record<string, unknown>
 }
 
 /**
- * The Lacework scan of `image`, as `helios scan` prints it, off the JS thread. Settings come from
+ * The Lacework scan of `image`, as `helios scan` prints it (or, with `scanFile` / `scanDir`, the
+ * report found there). Waiting holds no libuv worker: the lookup is a future on napi-rs's tokio
+ * runtime, and one Lacework client (one token, one request budget) serves every call of the
+ * process with the same credentials. Settings come from
  * `LW_ACCOUNT`, `LW_API_KEY`, `LW_API_SECRET` (`LW_SUBACCOUNT`) or a `~/.lacework.toml` profile.
  *
- * @throws {HeliosError} synchronously with `code === 'StringExpected'` / `'InvalidArg'` for
- *   arguments of the wrong type; the promise rejects with `invalid_image`, or `auth` /
+ * @throws {HeliosError} synchronously with `code === 'StringExpected'` for an image that is not a
+ *   string; the promise rejects with `invalid_input` for bad options (checked by the core), with `invalid_image`, or `auth` /
  *   `unavailable` / `remote` when Lacework rejects the credentials, cannot be reached or errs.
  */
 export declare function scan(image: string, options?: ScanOptions | null): Promise<ScanReport>
 
 /**
- * Decides whether `image` may ship, as `helios gate` does: the scan from `scanFile`, else from
- * Lacework (a Lacework failure becomes an `unavailable` scan, which the policy judges), then
- * the policy. Runs on the libuv thread pool.
+ * Decides whether `image` may ship, as `helios gate` does: the scan from `scanFile` or `scanDir`,
+ * else from Lacework (a Lacework failure becomes an `unavailable` scan, which the policy judges),
+ * then the policy. Waiting on Lacework holds no libuv worker (a future on napi-rs's tokio
+ * runtime), so any number of waiting gates leave the pool to `evaluate` and the rest of Node.
  *
  * @example
  * const { exit_code, decision } = await gate('registry.example.com/team/app:1.4', { ci: { pipeline: 'build' } })
@@ -186,7 +194,11 @@ export declare function scan(image: string, options?: ScanOptions | null): Promi
  */
 export declare function gate(image: string, options?: GateOptions | null): Promise<GateResult>
 
-/** {@link gate} on the calling thread (blocks it while Lacework is asked). */
+/**
+ * {@link gate} on the calling thread, for scans that need no waiting: `scanFile` or `scanDir`.
+ * Without either it throws `invalid_input` (Lacework may take minutes: use {@link gate}). A tag
+ * is still resolved at its registry unless `resolve: false` (bounded by the registry timeouts).
+ */
 export declare function gateSync(image: string, options?: GateOptions | null): GateResult
 
 /** The version of this package (and of the Rust core it wraps). */

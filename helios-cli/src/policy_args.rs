@@ -1,11 +1,14 @@
 //! The policy flags every deciding command shares, and the evaluator they select.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use helios_core::Result;
-use helios_core::policy::{EmbeddedEvaluator, OpaEvaluator, Package, PolicyEvaluator};
+use helios_core::policy::{
+    DEFAULT_OPA_TIMEOUT_MS, DEFAULT_PACKAGE, DEFAULT_TIME_LIMIT_MS, EngineKind, Evaluator,
+    EvaluatorOptions,
+};
+use helios_core::scan::lacework::Secret;
 
 /// Which policy decides, and how it is evaluated.
 #[derive(Debug, Args)]
@@ -20,7 +23,7 @@ pub struct PolicyArgs {
     pub data: Vec<PathBuf>,
 
     /// The package whose document is the decision.
-    #[arg(long, value_name = "NAME", default_value = "helios")]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_PACKAGE)]
     pub package: String,
 
     /// Parse policies as Rego v0 (pre-1.0 syntax).
@@ -28,7 +31,7 @@ pub struct PolicyArgs {
     pub rego_v0: bool,
 
     /// Execution time limit of one evaluation, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 250)]
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_TIME_LIMIT_MS)]
     pub time_limit_ms: u64,
 
     /// Decide on this OPA server (its Data API at `URL/v1/data/<package>`) instead of
@@ -52,34 +55,47 @@ pub struct PolicyArgs {
     pub opa_ca: Option<PathBuf>,
 
     /// Time limit of one request to OPA, connecting included, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 5000, requires = "opa_url")]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = DEFAULT_OPA_TIMEOUT_MS,
+        requires = "opa_url"
+    )]
     pub opa_timeout_ms: u64,
+
+    /// The embedded engine: `rvm` (regorus's compiled VM, the default wherever the compiler
+    /// takes the policy) or `interpreter`. Default: `HELIOS_ENGINE` when set, else the VM with
+    /// the interpreter for what the compiler refuses.
+    #[arg(long, value_name = "ENGINE", conflicts_with = "opa_url")]
+    pub engine: Option<EngineKind>,
 }
 
 impl PolicyArgs {
+    /// The core's options these flags describe (data files join the policy paths).
+    pub fn options(&self) -> EvaluatorOptions {
+        EvaluatorOptions {
+            paths: self.policies.iter().chain(&self.data).cloned().collect(),
+            data: None,
+            package: self.package.clone(),
+            rego_v0: self.rego_v0,
+            time_limit_ms: self.time_limit_ms,
+            opa_url: self.opa_url.clone(),
+            // The token only applies with `--opa-url`, so an exported variable does not
+            // disturb in-process runs.
+            opa_token: self
+                .opa_url
+                .as_ref()
+                .and(self.opa_token.as_ref())
+                .map(|t| Secret::new(t.0.as_str())),
+            opa_ca: self.opa_ca.clone(),
+            opa_timeout_ms: self.opa_timeout_ms,
+            engine: self.engine,
+        }
+    }
+
     /// Builds the evaluator these flags describe.
-    pub fn evaluator(&self) -> Result<Box<dyn PolicyEvaluator>> {
-        if let Some(url) = &self.opa_url {
-            let mut builder = OpaEvaluator::builder(url.as_str())
-                .package(Package::parse(&self.package)?)
-                .timeout(Duration::from_millis(self.opa_timeout_ms));
-            // An empty HELIOS_OPA_TOKEN (e.g. an unset CI secret) means no token, not a bad one.
-            if let Some(OpaToken(token)) = self.opa_token.as_ref().filter(|t| !t.0.is_empty()) {
-                builder = builder.token(token.as_str());
-            }
-            if let Some(ca) = &self.opa_ca {
-                builder = builder.ca_file(ca);
-            }
-            return Ok(Box::new(builder.build()?));
-        }
-        let mut builder = EmbeddedEvaluator::builder()
-            .package(Package::parse(&self.package)?)
-            .rego_v0(self.rego_v0)
-            .time_limit(Duration::from_millis(self.time_limit_ms));
-        for path in self.policies.iter().chain(&self.data) {
-            builder = builder.policy_path(path);
-        }
-        Ok(Box::new(builder.build()?))
+    pub fn evaluator(&self) -> Result<Evaluator> {
+        self.options().build()
     }
 }
 

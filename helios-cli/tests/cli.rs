@@ -78,6 +78,49 @@ fn gate_denies_the_sample_scan_with_reasons() {
 }
 
 #[test]
+fn gate_takes_the_scan_from_a_directory_by_digest() -> Result<(), Box<dyn std::error::Error>> {
+    let digest = "a".repeat(64);
+    let dir = std::env::temp_dir().join(format!("helios-cli-scan-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(
+        root().join("examples/scans/clean-scan.json"),
+        dir.join(format!("sha256-{digest}.json")),
+    )?;
+    let dir_arg = dir.to_str().ok_or("path")?;
+    let image = format!("registry.example.com/shop/api@sha256:{digest}");
+    let o = helios(&["gate", &image, "--scan-dir", dir_arg, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let decision: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(decision["allowed"], true);
+    // Another digest has no file there: not_found, denied as unscanned.
+    let other = format!("registry.example.com/shop/api@sha256:{}", "9".repeat(64));
+    let o = helios(&["gate", &other, "--scan-dir", dir_arg, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("unscanned"), "{}", stdout(&o));
+    // One source at a time.
+    let o = helios(&[
+        "gate",
+        &image,
+        "--scan-dir",
+        dir_arg,
+        "--scan-file",
+        "x.json",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // The help shows the core's defaults.
+    let help = stdout(&helios(&["gate", "--help"]));
+    for default in [
+        "[default: 250]",
+        "[default: 600]",
+        "[default: helios]",
+        "[default: 5000]",
+    ] {
+        assert!(help.contains(default), "{default} missing from:\n{help}");
+    }
+    Ok(())
+}
+
+#[test]
 fn gate_allows_the_clean_scan_and_writes_the_artifact() -> Result<(), Box<dyn std::error::Error>> {
     let artifact = temp_file("artifact.json", "");
     let o = helios(&[

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Instant;
 
-use helios_core::policy::{Decision, EmbeddedEvaluator, EngineKind, Package, PolicyInput};
+use helios_core::policy::{Decision, EmbeddedEvaluator, EngineKind, PolicyInput};
 use support::cases::{Case, fixtures_dir, load_cases};
 
 /// The acceptance criterion of issue 2 asks for at least this many cases.
@@ -18,22 +18,9 @@ fn run_embedded(case: &Case) -> helios_core::Result<Decision> {
 /// Runs a case on the engine asked for (`None`: the default choice); returns the decision and
 /// the engine that ran it.
 fn run_on(case: &Case, engine: Option<EngineKind>) -> helios_core::Result<(Decision, EngineKind)> {
-    let mut builder = EmbeddedEvaluator::builder()
-        .package(Package::parse(&case.package)?)
-        .rego_v0(case.rego_v0);
-    for path in &case.policy {
-        builder = builder.policy_path(path);
-    }
-    if let Some(data) = &case.data {
-        builder = builder.data(data.clone());
-    }
-    if let Some(limit) = case.time_limit {
-        builder = builder.time_limit(limit);
-    }
-    if let Some(engine) = engine {
-        builder = builder.engine(engine);
-    }
-    let evaluator = builder.build()?;
+    let mut options = case.options();
+    options.engine = engine;
+    let evaluator = options.build_embedded()?;
     let input = PolicyInput::from_value(case.input.clone())?;
     Ok((evaluator.evaluate_sync(&input)?, evaluator.engine()))
 }

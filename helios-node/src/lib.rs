@@ -4,13 +4,14 @@
 //! the decision back, and expose [`helios_core::Error::code`] as `err.code`. All behaviour lives
 //! in the core. Modules mirror the core: [`policy`] wraps `helios_core::policy`, [`gate`] wraps
 //! `helios_core::gate` and the Lacework lookup, [`error`] maps
-//! `helios_core::error`.
+//! `helios_core::error`, [`options`] turns JavaScript option objects into the core's options.
 
 // napi-rs registers exports only outside `cfg(test)`, so a test build sees them as unused.
 #![cfg_attr(test, allow(dead_code))]
 
 mod error;
 mod gate;
+mod options;
 mod policy;
 
 use napi_derive::napi;

@@ -97,20 +97,40 @@ test('a missing input is rejected', () => {
   throwsCode(() => helios.evaluate(), notCore)
 })
 
-for (const options of [
-  { policy: 42 },
-  { policy: [42] },
-  { package: 5 },
-  { regoV0: 'yes' },
-  { timeLimitMs: 'fast' },
-  { timeLimitMs: -1 },
-  { timeLimitMs: Number.NaN },
-  { timeLimitMs: Number.POSITIVE_INFINITY },
-  { timeLimitMs: 1e300 },
-  { data: 'x' },
-  'options',
+// The core checks the options (types and values alike): its `invalid_input`, as in Python
+// and the CLI, naming the field.
+for (const [options, field] of [
+  [{ policy: 42 }, 'policy'],
+  [{ policy: [42] }, 'policy'],
+  [{ package: 5 }, 'package'],
+  [{ package: 'not a package' }, 'package'],
+  [{ regoV0: 'yes' }, 'rego_v0'],
+  [{ timeLimitMs: 'fast' }, 'time_limit_ms'],
+  [{ timeLimitMs: -1 }, 'time_limit_ms'],
+  [{ timeLimitMs: 0 }, 'time_limit_ms'],
+  [{ timeLimitMs: 1.5 }, 'time_limit_ms'],
+  [{ timeLimitMs: 1e300 }, 'time_limit_ms'],
+  [{ data: 'x' }, 'data'],
+  [{ polcy: 'p.rego' }, 'polcy'],
+  [{ opaUrl: 'http://127.0.0.1:8181' }, 'opa_url'],
+  ['options', 'options'],
 ]) {
-  test(`options ${JSON.stringify(options)} are rejected`, () => {
+  test(`options ${JSON.stringify(options)} are the core's invalid_input`, async () => {
+    const check = (err) => {
+      assert.equal(err.code, 'invalid_input', err.message)
+      assert.ok(err.message.includes(field), err.message)
+      return true
+    }
+    assert.throws(() => helios.evaluateSync(clean(), options), check)
+    assert.throws(() => new helios.Evaluator(options), check)
+    // The async call rejects, as with every core error.
+    await assert.rejects(helios.evaluate(clean(), options), check)
+  })
+}
+
+// A number JSON has no form for is napi-rs's argument error, before the core sees it.
+for (const options of [{ timeLimitMs: Number.NaN }, { timeLimitMs: Number.POSITIVE_INFINITY }]) {
+  test(`options ${String(options.timeLimitMs)} are rejected`, () => {
     throwsCode(() => helios.evaluateSync(clean(), options), notCore)
     throwsCode(() => helios.evaluate(clean(), options), notCore)
     throwsCode(() => new helios.Evaluator(options), notCore)

@@ -63,8 +63,12 @@ test('gate denies an image with a critical in Lacework; scan returns its report'
   assert.equal(report.status, 'completed')
   assert.equal(report.summary.total, 5)
   assert.deepEqual(report, result.input.scan)
-  // gateSync decides the same on the JS thread.
-  assert.deepEqual(helios.gateSync(NGINX, { ci: { pipeline: 'build' } }).decision, result.decision)
+  // gateSync never waits on Lacework: it refuses, naming the way out.
+  assert.throws(() => helios.gateSync(NGINX, { ci: { pipeline: 'build' } }), (err) => {
+    assert.equal(err.code, 'invalid_input')
+    assert.ok(err.message.includes('gateSync cannot wait on Lacework'), err.message)
+    return true
+  })
 })
 
 test('an unknown digest with noScan is not_found and denied as unscanned', { skip }, async () => {
@@ -149,11 +153,98 @@ test('bad arguments throw or reject with a code, never crash', async () => {
     await assert.rejects(helios.scan(bad, { noScan: true }), { code: 'invalid_image' })
     assert.throws(() => helios.gateSync(bad, clean), { code: 'invalid_image' })
   }
-  assert.throws(() => helios.scan('nginx:1.25', { wait: -1 }), { code: 'InvalidArg' })
+  // The core checks the options: its `invalid_input`, as in Python and the CLI (a rejection of
+  // the async calls, a throw of the sync ones).
+  await assert.rejects(helios.scan('nginx:1.25', { wait: -1 }), { code: 'invalid_input' })
+  await assert.rejects(helios.gate('nginx:1.25', { ...clean, ci: 'pipeline=build' }), { code: 'invalid_input' })
+  await assert.rejects(helios.gate('nginx:1.25', 'options'), { code: 'invalid_input' })
+  await assert.rejects(helios.gate('nginx:1.25', { ...clean, scna: 1 }), (err) => err.code === 'invalid_input' && err.message.includes('scna'))
+  await assert.rejects(helios.gate('nginx:1.25', { ...clean, scanDir: '/x' }), { code: 'invalid_input' })
+  assert.throws(() => helios.gateSync('nginx:1.25', { ...clean, scanDir: '/x' }), { code: 'invalid_input' })
+  assert.throws(() => helios.gateSync('nginx:1.25', { ...clean, timeLimitMs: 0 }), { code: 'invalid_input' })
+  // A number JSON cannot hold is napi-rs's argument error, before the core sees it.
   assert.throws(() => helios.gate('nginx:1.25', { wait: NaN }), { code: 'InvalidArg' })
-  assert.throws(() => helios.gate('nginx:1.25', { ...clean, ci: 'pipeline=build' }), { code: 'InvalidArg' })
-  assert.throws(() => helios.gate('nginx:1.25', 'options'), { code: 'InvalidArg' })
-  assert.throws(() => helios.gate('nginx:1.25', { scanFile: 42 }), (err) => typeof err.code === 'string')
+  await assert.rejects(helios.gate('nginx:1.25', { scanFile: 42 }), { code: 'invalid_input' })
+})
+
+test('gate and gateSync take scans from a directory of scan files', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'helios-node-scans-'))
+  const digest = 'a'.repeat(64)
+  fs.copyFileSync(path.join(EXAMPLES, 'clean-scan.json'), path.join(dir, `sha256-${digest}.json`))
+  const image = `registry.example.com/shop/web@sha256:${digest}`
+  const result = await helios.gate(image, { scanDir: dir })
+  assert.equal(result.input.scan.status, 'completed')
+  assert.deepEqual(helios.gateSync(image, { scanDir: dir }), result)
+  const other = await helios.gate(`registry.example.com/shop/web@sha256:${'9'.repeat(64)}`, { scanDir: dir })
+  assert.equal(other.input.scan.status, 'not_found')
+  assert.deepEqual((await helios.scan(image, { scanDir: dir })), result.input.scan)
+})
+
+async function emulatorConfig(patch) {
+  const res = await fetch(`${emu.url}/__admin/config`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(patch),
+  })
+  assert.equal(res.status, 200, await res.text())
+}
+
+async function counter(name) {
+  const counters = await (await fetch(`${emu.url}/__admin/counters`)).json()
+  return counters[name] ?? 0
+}
+
+test('eight gates waiting on slow scans leave the libuv pool to a ninth call (UV_THREADPOOL_SIZE=4)', { skip }, async () => {
+  useEmulator()
+  await emulatorConfig({ scan_duration_ms: 4000 })
+  try {
+    // A fresh process, so that its libuv pool really has four workers.
+    const script = `
+      const helios = require(${JSON.stringify(path.join(__dirname, '..'))})
+      const clean = ${JSON.stringify(path.join(EXAMPLES, 'clean-scan.json'))}
+      ;(async () => {
+        const input = helios.gateSync('registry.example.com/shop/web:1.4', { scanFile: clean, resolve: false }).input
+        let done = 0
+        const gates = Array.from({ length: 8 }, (_, i) =>
+          helios.gate('registry.example.com/team/slow' + i + '@sha256:' + ('5' + i + 'e1ad').repeat(13).slice(0, 64), { wait: 60 })
+            .then((r) => { done++; return r }))
+        await new Promise((r) => setTimeout(r, 500))
+        const started = Date.now()
+        const decision = await helios.evaluate(input)
+        const evaluateMs = Date.now() - started
+        const doneBefore = done
+        const results = await Promise.all(gates)
+        console.log(JSON.stringify({ evaluateMs, doneBefore, allowed: decision.allowed, statuses: results.map((r) => r.input.scan.status) }))
+      })().catch((e) => { console.error(e); process.exit(1) })
+    `
+    const { execFile } = require('node:child_process')
+    const stdout = await new Promise((resolve, reject) =>
+      execFile(process.execPath, ['-e', script], { env: { ...process.env, UV_THREADPOOL_SIZE: '4' } }, (err, out, errOut) =>
+        err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)))
+    const out = JSON.parse(stdout.trim().split('\n').pop())
+    assert.equal(out.doneBefore, 0, 'the gates were still waiting on their scans')
+    assert.ok(out.evaluateMs < 2500, `evaluate waited ${out.evaluateMs} ms behind the gates`)
+    assert.equal(out.allowed, true)
+    assert.deepEqual(out.statuses, Array(8).fill('completed'))
+  } finally {
+    await emulatorConfig({ scan_duration_ms: 100 })
+  }
+})
+
+test('calls share one Lacework client per credentials: one token, one budget', { skip }, async () => {
+  useEmulator()
+  // A fresh process: no client yet.
+  const script = `
+    const helios = require(${JSON.stringify(path.join(__dirname, '..'))})
+    ;(async () => {
+      await helios.scan(${JSON.stringify(NGINX)})
+      await Promise.all([helios.scan(${JSON.stringify(NGINX)}), helios.gate(${JSON.stringify(NGINX)})])
+    })().catch((e) => { console.error(e); process.exit(1) })
+  `
+  const before = await counter('tokens')
+  const { execFileSync } = require('node:child_process')
+  execFileSync(process.execPath, ['-e', script], { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] })
+  assert.equal(await counter('tokens'), before + 1, 'three calls, one access token')
 })
 
 const LOOKUPS = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'lacework-emulator', 'lookups.json'), 'utf8')).lookups

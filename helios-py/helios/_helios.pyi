@@ -20,7 +20,7 @@ def evaluate(
     policy: _Path | Sequence[_Path] | None = None,
     *,
     data: dict[str, Any] | None = None,
-    package: str = "helios",
+    package: str | None = None,
     rego_v0: bool = False,
     time_limit_ms: int | None = None,
 ) -> Decision:
@@ -38,7 +38,7 @@ def evaluate(
 def scan(
     image: str,
     *,
-    wait: float = 600,
+    wait: float | None = None,
     no_scan: bool = False,
     profile: str | None = None,
     resolve: bool | None = None,
@@ -60,7 +60,7 @@ def scan(
 
     Raises:
         TypeError: ``image`` not a str.
-        ValueError: ``wait`` negative or not finite.
+        InvalidInputError: ``wait`` negative or not finite (the core checks the options).
         InvalidImageError: ``image`` cannot be parsed.
         AuthError, UnavailableError, RemoteError: Lacework or the registry rejected the
             credentials, could not be reached, or answered with an error (a deleted tag is a
@@ -71,11 +71,12 @@ def gate(
     image: str,
     *,
     scan_file: _Path | None = None,
+    scan_dir: _Path | None = None,
     policy: _Path | Sequence[_Path] | None = None,
     data: dict[str, Any] | None = None,
-    package: str = "helios",
+    package: str | None = None,
     ci: dict[str, Any] | None = None,
-    wait: float = 600,
+    wait: float | None = None,
     no_scan: bool = False,
     profile: str | None = None,
     resolve: bool | None = None,
@@ -85,7 +86,8 @@ def gate(
     registry_ca: Mapping[str, _Path] | None = None,
 ) -> GateResult:
     """Decides whether ``image`` may ship, as ``helios gate`` does: the scan from ``scan_file``
-    (a Lacework v2 search response, its rows, or a Helios report), else from Lacework (as
+    (a Lacework v2 search response, its rows, or a Helios report) or ``scan_dir`` (a directory of
+    scan files looked up by the image's digest, as the webhook's ``scans.dir``), else from Lacework (as
     :func:`scan`, but a Lacework failure becomes an ``unavailable`` scan for the policy to judge);
     then the policy, with ``ci`` as ``input.ci``.
 
@@ -110,7 +112,7 @@ class Evaluator:
         policy: _Path | Sequence[_Path] | None = None,
         *,
         data: dict[str, Any] | None = None,
-        package: str = "helios",
+        package: str | None = None,
         rego_v0: bool = False,
         time_limit_ms: int | None = None,
     ) -> None: ...

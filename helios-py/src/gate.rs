@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use helios_core::gate::{Gate, ScanFrom};
+use helios_core::gate::Gate;
 use helios_core::image::ImageRef;
 use helios_core::registry::resolve_with;
 use helios_core::registry::{RegistryConfig, Resolver};
-use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure, scan_image};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use helios_core::scan::ScanOptions;
+use helios_core::scan::lacework::{ServiceFailure, scan_image};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 
 use crate::convert::{object_to_json, type_name};
@@ -39,13 +39,36 @@ fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
         .ok_or_else(|| PyRuntimeError::new_err("helios: runtime unavailable"))
 }
 
-/// Seconds (a float) → a wait; negative, NaN or infinite waits are a `ValueError`.
-fn wait_of(seconds: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(seconds).map_err(|_| {
-        PyValueError::new_err(format!(
-            "wait must be a non-negative finite number of seconds, got {seconds}"
-        ))
-    })
+/// The scan keyword arguments as the core's options (a thin field copy; the core checks the
+/// values, e.g. a negative wait is `InvalidInputError`). `None` keeps the core's default.
+fn scan_options(
+    scan_file: Option<PathBuf>,
+    scan_dir: Option<PathBuf>,
+    wait: Option<f64>,
+    no_scan: bool,
+    profile: Option<String>,
+) -> ScanOptions {
+    let defaults = ScanOptions::default();
+    ScanOptions {
+        scan_file,
+        scan_dir,
+        wait: wait.unwrap_or(defaults.wait),
+        no_scan,
+        profile,
+        ..defaults
+    }
+}
+
+fn path_arg(arg: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<PathBuf>> {
+    match arg {
+        Some(f) if !f.is_none() => Ok(Some(f.extract::<PathBuf>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{name} must be a path (str or os.PathLike), not {}",
+                type_name(f)
+            ))
+        })?)),
+        _ => Ok(None),
+    }
 }
 
 /// The registry keyword arguments of `scan` and `gate`, as the core's resolver.
@@ -84,11 +107,11 @@ fn parse_image(py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<ImageRef> {
 /// with `no_scan`. Service failures raise (`AuthError`, `UnavailableError`, `RemoteError`).
 /// A tag is first resolved at its registry (see `gate`).
 #[pyfunction]
-#[pyo3(signature = (image, *, wait=600.0, no_scan=false, profile=None, resolve=None, platform=None, docker_config=None, plain_http=None, registry_ca=None))]
+#[pyo3(signature = (image, *, wait=None, no_scan=false, profile=None, resolve=None, platform=None, docker_config=None, plain_http=None, registry_ca=None))]
 #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per CLI flag.
 pub fn scan<'py>(
     image: &Bound<'py, PyAny>,
-    wait: f64,
+    wait: Option<f64>,
     no_scan: bool,
     profile: Option<String>,
     resolve: Option<bool>,
@@ -107,12 +130,9 @@ pub fn scan<'py>(
         plain_http,
         registry_ca,
     )?;
-    let lookup = LaceworkLookup {
-        profile,
-        wait: wait_of(wait)?,
-        no_scan,
-        on_failure: ServiceFailure::Error,
-    };
+    let lookup = scan_options(None, None, wait, no_scan, profile)
+        .lacework(ServiceFailure::Error)
+        .map_err(|e| to_py(py, &e))?;
     let rt = runtime()?;
     let report = py
         .detach(|| {
@@ -125,21 +145,22 @@ pub fn scan<'py>(
     Ok(pythonize::pythonize(py, &report)?)
 }
 
-/// Decides whether `image` may ship, as `helios gate` does: the scan from `scan_file`, else
-/// from Lacework; the policy; `{"decision", "input", "exit_code"}`. A tag is first resolved
+/// Decides whether `image` may ship, as `helios gate` does: the scan from `scan_file` or
+/// `scan_dir`, else from Lacework (one client per process and credentials); the policy; `{"decision", "input", "exit_code"}`. A tag is first resolved
 /// at its registry (`resolve=False`, or `HELIOS_NO_RESOLVE=true`, skips it), the digest and
 /// platform manifest recorded in `input.image`; a resolution failure raises.
 #[pyfunction]
-#[pyo3(signature = (image, *, scan_file=None, policy=None, data=None, package="helios", ci=None, wait=600.0, no_scan=false, profile=None, resolve=None, platform=None, docker_config=None, plain_http=None, registry_ca=None))]
+#[pyo3(signature = (image, *, scan_file=None, scan_dir=None, policy=None, data=None, package=None, ci=None, wait=None, no_scan=false, profile=None, resolve=None, platform=None, docker_config=None, plain_http=None, registry_ca=None))]
 #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per CLI flag.
 pub fn gate<'py>(
     image: &Bound<'py, PyAny>,
     scan_file: Option<&Bound<'py, PyAny>>,
+    scan_dir: Option<&Bound<'py, PyAny>>,
     policy: Option<&Bound<'py, PyAny>>,
     data: Option<&Bound<'py, PyAny>>,
-    package: &str,
+    package: Option<String>,
     ci: Option<&Bound<'py, PyAny>>,
-    wait: f64,
+    wait: Option<f64>,
     no_scan: bool,
     profile: Option<String>,
     resolve: Option<bool>,
@@ -158,29 +179,19 @@ pub fn gate<'py>(
         plain_http,
         registry_ca,
     )?;
-    let scan_file = match scan_file {
-        Some(f) if !f.is_none() => Some(f.extract::<PathBuf>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "scan_file must be a path (str or os.PathLike), not {}",
-                type_name(f)
-            ))
-        })?),
-        _ => None,
-    };
+    let options = scan_options(
+        path_arg(scan_file, "scan_file")?,
+        path_arg(scan_dir, "scan_dir")?,
+        wait,
+        no_scan,
+        profile,
+    );
     let ci = match ci {
         Some(c) if !c.is_none() => Some(object_to_json(c, "ci")?),
         _ => None,
     };
-    let from = match scan_file {
-        Some(path) => ScanFrom::File(path),
-        None => ScanFrom::Lacework(LaceworkLookup {
-            profile,
-            wait: wait_of(wait)?,
-            no_scan,
-            // As the CLI: a Lacework failure is an `unavailable` scan, and the policy decides.
-            on_failure: ServiceFailure::Report,
-        }),
-    };
+    // As the CLI: a Lacework failure is an `unavailable` scan, and the policy decides.
+    let (source, lookup) = options.source().map_err(|e| to_py(py, &e))?;
     // Arguments first, then the policy (compiled without the GIL), then the scan.
     let evaluator = Evaluator::new(py, policy, data, package, false, None)?.inner;
     let rt = runtime()?;
@@ -189,7 +200,7 @@ pub fn gate<'py>(
             rt.block_on(
                 Gate::new(evaluator)
                     .with_resolver(resolver)
-                    .check_image(image, &from, ci),
+                    .check_image(image, &*source, lookup, ci),
             )
         })
         .map_err(|e| to_py(py, &e))?;

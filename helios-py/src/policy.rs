@@ -1,9 +1,8 @@
 //! `helios_core::policy` for Python: the `Evaluator` class and the one-shot `evaluate`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use helios_core::policy::{EmbeddedEvaluator, Package, PolicyInput};
+use helios_core::policy::{EmbeddedEvaluator, EvaluatorOptions, PolicyInput};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
@@ -25,43 +24,25 @@ pub struct Evaluator {
 impl Evaluator {
     /// Loads and prepares the policies (the shipped default policy when `policy` is None).
     #[new]
-    #[pyo3(signature = (policy=None, *, data=None, package="helios", rego_v0=false, time_limit_ms=None))]
+    #[pyo3(signature = (policy=None, *, data=None, package=None, rego_v0=false, time_limit_ms=None))]
     pub(crate) fn new(
         py: Python<'_>,
         policy: Option<&Bound<'_, PyAny>>,
         data: Option<&Bound<'_, PyAny>>,
-        package: &str,
+        package: Option<String>,
         rego_v0: bool,
         time_limit_ms: Option<u64>,
     ) -> PyResult<Self> {
-        let paths = match policy {
-            Some(p) if !p.is_none() => policy_paths(p)?,
-            _ => Vec::new(),
-        };
-        let data = match data {
-            Some(d) if !d.is_none() => Some(object_to_json(d, "data")?),
-            _ => None,
-        };
-        let package = Package::parse(package).map_err(|e| to_py(py, &e))?;
-
-        let mut builder = EmbeddedEvaluator::builder()
-            .package(package.clone())
-            .rego_v0(rego_v0);
-        for path in paths {
-            builder = builder.policy_path(path);
-        }
-        if let Some(data) = data {
-            builder = builder.data(data);
-        }
-        if let Some(ms) = time_limit_ms {
-            builder = builder.time_limit(Duration::from_millis(ms));
-        }
+        let options = options(policy, data, package, rego_v0, time_limit_ms)?;
         // Reading and compiling policies touches no Python object: let other threads run.
-        let inner = py.detach(|| builder.build()).map_err(|e| to_py(py, &e))?;
-        Ok(Evaluator {
-            inner,
-            package: package.to_string(),
-        })
+        let inner = py
+            .detach(|| options.build_embedded())
+            .map_err(|e| to_py(py, &e))?;
+        // Built, so the package parsed: keep its normal form (`data.helios` → `helios`).
+        let package = helios_core::policy::Package::parse(&options.package)
+            .map(|p| p.to_string())
+            .unwrap_or(options.package);
+        Ok(Evaluator { inner, package })
     }
 
     /// Evaluates the policy on one input (a dict following the input contract) and returns the
@@ -93,12 +74,12 @@ impl Evaluator {
 
 /// Evaluates `input` once: builds an `Evaluator` with the same arguments and runs it.
 #[pyfunction]
-#[pyo3(signature = (input, policy=None, *, data=None, package="helios", rego_v0=false, time_limit_ms=None))]
+#[pyo3(signature = (input, policy=None, *, data=None, package=None, rego_v0=false, time_limit_ms=None))]
 pub fn evaluate<'py>(
     input: &Bound<'py, PyAny>,
     policy: Option<&Bound<'py, PyAny>>,
     data: Option<&Bound<'py, PyAny>>,
-    package: &str,
+    package: Option<String>,
     rego_v0: bool,
     time_limit_ms: Option<u64>,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -107,6 +88,32 @@ pub fn evaluate<'py>(
     let value = object_to_json(input, "input")?;
     let evaluator = Evaluator::new(py, policy, data, package, rego_v0, time_limit_ms)?;
     run(py, &evaluator.inner, value)
+}
+
+/// The keyword arguments as the core's options (a thin field copy: pyo3 has already checked
+/// the types; the core checks the values). `None` keeps the core's default.
+pub(crate) fn options(
+    policy: Option<&Bound<'_, PyAny>>,
+    data: Option<&Bound<'_, PyAny>>,
+    package: Option<String>,
+    rego_v0: bool,
+    time_limit_ms: Option<u64>,
+) -> PyResult<EvaluatorOptions> {
+    let defaults = EvaluatorOptions::default();
+    Ok(EvaluatorOptions {
+        paths: match policy {
+            Some(p) if !p.is_none() => policy_paths(p)?,
+            _ => Vec::new(),
+        },
+        data: match data {
+            Some(d) if !d.is_none() => Some(object_to_json(d, "data")?),
+            _ => None,
+        },
+        package: package.unwrap_or(defaults.package),
+        rego_v0,
+        time_limit_ms: time_limit_ms.unwrap_or(defaults.time_limit_ms),
+        ..defaults
+    })
 }
 
 fn evaluate_with<'py>(

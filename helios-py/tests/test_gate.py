@@ -175,6 +175,27 @@ def test_no_lacework_configuration_is_an_error_naming_what_is_missing(monkeypatc
     assert "LW_PROFILE" not in str(err.value), str(err.value)
 
 
+def test_calls_share_one_lacework_client_per_credentials(lacework):
+    helios.scan(NGINX)
+    tokens = counters(lacework).get("tokens", 0)
+    assert tokens >= 1
+    # Later calls with the same account and key reuse the client: its token, its budget.
+    helios.scan(NGINX)
+    helios.gate(NGINX)
+    assert counters(lacework).get("tokens", 0) == tokens
+
+
+def test_gate_with_a_directory_of_scan_files(tmp_path):
+    digest = "a" * 64
+    (tmp_path / f"sha256-{digest}.json").write_bytes((EXAMPLES / "clean-scan.json").read_bytes())
+    image = f"registry.example.com/shop/web@sha256:{digest}"
+    result = helios.gate(image, scan_dir=tmp_path)
+    assert result["input"]["scan"]["status"] == "completed"
+    assert result["exit_code"] == 0
+    other = helios.gate(f"registry.example.com/shop/web@sha256:{'9' * 64}", scan_dir=str(tmp_path))
+    assert other["input"]["scan"]["status"] == "not_found"
+
+
 def test_gate_with_scan_files():
     image = "registry.example.com/shop/web:1.4"
     denied = helios.gate(image, scan_file=EXAMPLES / "sample-lacework-scan.json")
@@ -207,10 +228,16 @@ def test_bad_arguments_raise_and_never_crash(tmp_path):
         assert err.value.code == "invalid_image"
         with pytest.raises(helios.InvalidImageError):
             helios.scan(bad, no_scan=True)
-    with pytest.raises(ValueError):
+    # The core checks the values: its invalid_input, as in Node and the CLI.
+    with pytest.raises(helios.InvalidInputError) as err:
         helios.scan("nginx:1.25", wait=-1)
-    with pytest.raises(ValueError):
+    assert err.value.code == "invalid_input"
+    with pytest.raises(helios.InvalidInputError):
         helios.gate("nginx:1.25", wait=float("nan"))
+    with pytest.raises(helios.InvalidInputError):
+        helios.gate(
+            "nginx:1.25", scan_file=EXAMPLES / "clean-scan.json", scan_dir=tmp_path
+        )
     with pytest.raises(TypeError):
         helios.gate("nginx:1.25", scan_file=EXAMPLES / "clean-scan.json", ci="pipeline=build")  # type: ignore[arg-type]
     with pytest.raises(TypeError):

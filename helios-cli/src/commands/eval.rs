@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use helios_core::Result;
-use helios_core::policy::PolicyInput;
+use helios_core::policy::{PolicyEvaluator, PolicyInput};
 
 use super::{read_input, to_json};
 use crate::policy_args::PolicyArgs;

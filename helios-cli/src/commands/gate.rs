@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use helios_core::gate::{Gate, ReportFormat};
 use helios_core::image::ImageRef;
-use helios_core::registry::resolve_with;
 use helios_core::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -24,8 +23,13 @@ pub struct GateArgs {
 
     /// The image's scan: a Lacework v2 search response, an array of its rows, or a Helios scan
     /// report. Without it, Lacework is asked (see `--wait`, `--no-scan`, `--profile`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "scan_dir")]
     scan_file: Option<PathBuf>,
+
+    /// A directory of scan files named by image digest (`sha256-<hex>.json`, as the webhook's
+    /// `scans.dir`): the image's scan is looked up there instead of in Lacework.
+    #[arg(long, value_name = "DIR")]
+    scan_dir: Option<PathBuf>,
 
     #[command(flatten)]
     lacework: LaceworkArgs,
@@ -75,12 +79,10 @@ fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
 /// Prints the decision; exit 0 when allowed, 1 when denied.
 pub async fn run(args: GateArgs) -> Result<u8> {
     let image = ImageRef::parse(&args.image)?;
+    let image_ref = image.clone();
     let resolver = args.registry.resolver()?;
-    let image = resolve_with(resolver.as_ref(), image).await?;
-    let scan = args
-        .lacework
-        .report(&image, args.scan_file.as_deref())
-        .await?;
+    let options = args.lacework.options(args.scan_file, args.scan_dir);
+    let (source, lookup) = options.source()?;
     let ci = (!args.ci.is_empty()).then(|| {
         Value::Object(
             args.ci
@@ -89,8 +91,9 @@ pub async fn run(args: GateArgs) -> Result<u8> {
                 .collect::<Map<_, _>>(),
         )
     });
-    let gate = Gate::new(args.policy.evaluator()?);
-    let outcome = gate.check(image, scan, ci).await?;
+    let gate = Gate::new(args.policy.evaluator()?).with_resolver(resolver);
+    let checked = gate.check_image(image, &*source, lookup, ci);
+    let outcome = LaceworkArgs::with_spinner(&image_ref, options.uses_lacework(), checked).await?;
 
     // The verdict first: an artifact that cannot be written must not take it from the log.
     match args.format {

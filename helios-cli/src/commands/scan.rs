@@ -2,17 +2,16 @@
 //! `helios gate` uses when no `--scan-file` is given.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use helios_core::Result;
-use helios_core::gate::ScanFrom;
 use helios_core::image::ImageRef;
 use helios_core::registry::resolve_with;
-use helios_core::scan::lacework::{LaceworkLookup, ServiceFailure};
+use helios_core::scan::lacework::ServiceFailure;
 use helios_core::scan::shared::CacheConfig;
-use helios_core::scan::{ScanReport, ScanStatus};
+use helios_core::scan::{DEFAULT_WAIT_SECS, ScanOptions, ScanReport, ScanStatus};
 
 use super::to_json;
 use crate::registry_args::RegistryArgs;
@@ -23,7 +22,7 @@ pub struct LaceworkArgs {
     /// Seconds to wait for an on-demand scan when Lacework has no record of the image (0:
     /// request it and answer `pending` at once). Lacework scans can take several minutes. An
     /// image scanned clean, failed or unsupported is a record: it is never scanned again.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_SECS)]
     wait: u64,
 
     /// Never request an on-demand scan: an image Lacework has no record of is `not_found`.
@@ -42,39 +41,28 @@ pub struct LaceworkArgs {
 }
 
 impl LaceworkArgs {
-    /// The core's lookup options for these flags (service failures become `unavailable`
-    /// reports, so `gate` lets the policy decide and `scan` exits 2).
-    fn lookup(&self) -> LaceworkLookup {
-        LaceworkLookup {
-            profile: self.profile.clone(),
-            wait: Duration::from_secs(self.wait),
+    /// The core's scan options for these flags and an optional scan file or directory.
+    pub fn options(&self, scan_file: Option<PathBuf>, scan_dir: Option<PathBuf>) -> ScanOptions {
+        ScanOptions {
+            scan_file,
+            scan_dir,
+            wait: self.wait as f64,
             no_scan: self.no_scan,
-            on_failure: ServiceFailure::Report,
+            profile: self.profile.clone(),
+            cache_redis: self.cache_redis.clone(),
         }
     }
 
-    /// The scan of `image` from a scan `file`, else from Lacework with these flags (with a
-    /// spinner on a terminal while Lacework takes long).
-    pub async fn report(&self, image: &ImageRef, file: Option<&Path>) -> Result<ScanReport> {
-        if let (Some(url), None) = (&self.cache_redis, file) {
-            let spinner = Spinner::start(&format!("asking Lacework about {}", image.reference));
-            let report = CacheConfig::redis(url)
-                .scan_image(image, &self.lookup())
-                .await;
-            spinner.stop();
-            return report;
-        }
-        let (from, spinner) = match file {
-            Some(path) => (ScanFrom::File(path.to_path_buf()), None),
-            None => (
-                ScanFrom::Lacework(self.lookup()),
-                Some(Spinner::start(&format!(
-                    "asking Lacework about {}",
-                    image.reference
-                ))),
-            ),
-        };
-        let report = from.report(image).await;
+    /// Runs `lookup` with a spinner on a terminal while Lacework takes long (`asking`: only
+    /// when Lacework is asked).
+    pub async fn with_spinner<T>(
+        image: &ImageRef,
+        asking: bool,
+        lookup: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let spinner =
+            asking.then(|| Spinner::start(&format!("asking Lacework about {}", image.reference)));
+        let report = lookup.await;
         if let Some(spinner) = spinner {
             spinner.stop();
         }
@@ -101,7 +89,17 @@ pub struct ScanArgs {
 pub async fn run(args: ScanArgs) -> Result<u8> {
     let image = ImageRef::parse(&args.image)?;
     let image = resolve_with(args.registry.resolver()?.as_ref(), image).await?;
-    let report = args.lacework.report(&image, None).await?;
+    // Service failures become `unavailable` reports (exit 2).
+    let options = args.lacework.options(None, None);
+    let lookup = options.lacework(ServiceFailure::Report)?;
+    // With --cache-redis the lookup is shared with the fleet; without, it is `scan_image`.
+    let cache = CacheConfig {
+        redis: options.cache_redis,
+        ..CacheConfig::default()
+    };
+    cache.validate()?;
+    let report: ScanReport =
+        LaceworkArgs::with_spinner(&image, true, cache.scan_image(&image, &lookup)).await?;
     println!("{}", to_json(&report));
     Ok(if report.status == ScanStatus::Unavailable {
         2

@@ -195,8 +195,11 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<u8> {
     let metrics = Arc::new(Metrics::new());
     let _audit = helios_core::audit::background::start(&config, &controller, &metrics).await?;
     let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
-        Error::unavailable(format!("webhook listener on {}", config.listen), e.to_string())
-            .with_source(e)
+        Error::unavailable(
+            format!("webhook listener on {}", config.listen),
+            e.to_string(),
+        )
+        .with_source(e)
     })?;
     let options = ServerOptions {
         tls_cert: config.tls.cert.clone(),

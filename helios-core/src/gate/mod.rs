@@ -4,37 +4,69 @@ mod report;
 
 pub use report::ReportFormat;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::ImageRef;
-use crate::policy::{Decision, EmbeddedEvaluator, PolicyEvaluator, PolicyInput};
+use crate::policy::{Decision, EmbeddedEvaluator, EvaluatorOptions, PolicyEvaluator, PolicyInput};
 use crate::registry::{Resolver, resolve_with};
-use crate::scan::ScanReport;
-use crate::scan::lacework::{LaceworkLookup, scan_image};
+use crate::scan::{Lookup, ScanOptions, ScanReport, ScanSource};
 
-/// Where a gate takes an image's scan from.
-#[derive(Debug, Clone)]
-pub enum ScanFrom {
-    /// A scan file ([`ScanReport::from_scan_file_for`]), narrowed to the image's candidate
-    /// digests (pinned, resolved, platform) when it has any.
-    File(PathBuf),
-    /// Lacework, looked up as [`scan_image`] does.
-    Lacework(LaceworkLookup),
+/// What a gate front end takes (the Node `gate` options): the policy, where the scan comes
+/// from, and the CI context, in one flat object (`{"policy": …, "scan_file": …, "ci": …}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateOptions {
+    /// Which policy decides.
+    #[serde(flatten)]
+    pub policy: EvaluatorOptions,
+    /// Where the scan comes from.
+    #[serde(flatten)]
+    pub scan: ScanOptions,
+    /// CI context passed to the policy as `input.ci` (an object).
+    pub ci: Option<serde_json::Value>,
 }
 
-impl ScanFrom {
-    /// The scan of `image`.
-    pub async fn report(&self, image: &ImageRef) -> Result<ScanReport> {
-        match self {
-            ScanFrom::File(path) => {
-                ScanReport::from_scan_file_for(path, &image.candidate_digests())
-            }
-            ScanFrom::Lacework(lookup) => scan_image(image, lookup).await,
+impl GateOptions {
+    /// Reads options from a JSON object; an unknown field, a wrong type or value is
+    /// `invalid_input` naming it.
+    pub fn from_value(value: serde_json::Value) -> Result<Self> {
+        /// The options and whatever else was given (flattened structs cannot deny unknown
+        /// fields themselves).
+        #[derive(Deserialize)]
+        struct Given {
+            #[serde(flatten)]
+            policy: EvaluatorOptions,
+            #[serde(flatten)]
+            scan: ScanOptions,
+            #[serde(default)]
+            ci: Option<serde_json::Value>,
+            #[serde(flatten)]
+            unknown: BTreeMap<String, serde_json::Value>,
         }
+        let given: Given = serde_path_to_error::deserialize(value)
+            .map_err(|e| Error::invalid("gate options", e))?;
+        if let Some(field) = given.unknown.keys().next() {
+            return Err(Error::invalid(
+                "gate options",
+                format!("unknown field `{field}`"),
+            ));
+        }
+        let options = GateOptions {
+            policy: given.policy,
+            scan: given.scan,
+            ci: given.ci,
+        };
+        if !matches!(options.ci, None | Some(serde_json::Value::Object(_))) {
+            return Err(Error::invalid(
+                "gate options",
+                "ci must be an object (the CI context)",
+            ));
+        }
+        options.policy.validate()?;
+        Ok(options)
     }
 }
 
@@ -73,17 +105,20 @@ impl<E: PolicyEvaluator> Gate<E> {
         self
     }
 
-    /// Decides on `image`, taking its scan from `from`. With a resolver, a tag is first
-    /// resolved to its digest (and platform manifest), and a resolution failure is an error:
-    /// never a silent fallback to a lookup by tag.
+    /// Decides on `image`, taking its scan from `source` (a scan file, a directory, Lacework,
+    /// a cache in front of either: the sources admission uses, see
+    /// [`ScanOptions::source`](crate::scan::ScanOptions::source)) with `lookup`'s deadline.
+    /// With a resolver, a tag is first resolved to its digest (and platform manifest), and a
+    /// resolution failure is an error: never a silent fallback to a lookup by tag.
     pub async fn check_image(
         &self,
         image: ImageRef,
-        from: &ScanFrom,
+        source: &dyn ScanSource,
+        lookup: Lookup,
         ci: Option<serde_json::Value>,
     ) -> Result<GateOutcome> {
         let image = resolve_with(self.resolver.as_ref(), image).await?;
-        let scan = from.report(&image).await?;
+        let scan = source.scan(&image, lookup).await?;
         self.check(image, scan, ci).await
     }
 
@@ -152,6 +187,33 @@ mod tests {
     use crate::error::Error;
     use crate::policy::EmbeddedEvaluator;
     use crate::scan::ScanStatus;
+
+    #[test]
+    fn gate_options_read_flat_and_refuse_unknown_fields() -> Result<()> {
+        let o = GateOptions::from_value(serde_json::json!({
+            "policy": "p.rego", "package": "acme", "wait": 5, "no_scan": true,
+            "scan_dir": "scans", "ci": {"pipeline": "build"}
+        }))?;
+        assert_eq!(o.policy.paths, vec![std::path::PathBuf::from("p.rego")]);
+        assert_eq!(o.policy.package, "acme");
+        assert_eq!((o.scan.wait, o.scan.no_scan), (5.0, true));
+        assert_eq!(o.scan.scan_dir, Some("scans".into()));
+        assert_eq!(
+            GateOptions::from_value(serde_json::json!({}))?,
+            GateOptions::default()
+        );
+        for bad in [
+            serde_json::json!({"scna_file": "x"}),
+            serde_json::json!({"ci": "pipeline=build"}),
+            serde_json::json!({"time_limit_ms": -1}),
+            serde_json::json!({"no_scan": "yes"}),
+            serde_json::json!("options"),
+        ] {
+            let err = GateOptions::from_value(bad.clone()).err();
+            assert_eq!(err.map(|e| e.code()), Some("invalid_input"), "{bad}");
+        }
+        Ok(())
+    }
 
     fn outcome(status: ScanStatus, data: Option<serde_json::Value>) -> Result<GateOutcome> {
         let mut builder = EmbeddedEvaluator::builder();

@@ -22,7 +22,8 @@ pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(250);
 pub const ENGINE_ENV: &str = "HELIOS_ENGINE";
 
 /// The engine an [`EmbeddedEvaluator`] runs, chosen once when it is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     /// regorus's compiled VM (`rvm`): the policy compiled once into a program with an entry
     /// point per contract rule. The default wherever the compiler takes the policy.

@@ -11,6 +11,7 @@ mod decision;
 mod embedded;
 mod input;
 mod opa;
+mod options;
 mod package;
 pub(crate) mod rego_value;
 mod set;
@@ -24,6 +25,9 @@ pub use embedded::{
 };
 pub use input::{Container, ContainerType, INPUT_VERSION, PolicyInput, Stage, User, Workload};
 pub use opa::{DEFAULT_OPA_TIMEOUT, OpaBuilder, OpaEvaluator, SERVER_VERSION_PREFIX};
+pub use options::{
+    DEFAULT_OPA_TIMEOUT_MS, DEFAULT_PACKAGE, DEFAULT_TIME_LIMIT_MS, Evaluator, EvaluatorOptions,
+};
 pub use package::Package;
 pub use set::{DEFAULT_POLICY_ID, PolicySet};
 

@@ -100,3 +100,29 @@ fn with_what(err: Error, what: &str) -> Error {
         other => other,
     }
 }
+
+/// One scan file as a [`ScanSource`](crate::scan::ScanSource) (`helios gate --scan-file`): each
+/// image's report is read from it with [`ScanReport::from_scan_file_for`], narrowed to the
+/// image's candidate digests (pinned, resolved, platform) when it has any.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    path: std::path::PathBuf,
+}
+
+impl FileSource {
+    /// A source reading `path` on every lookup.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        FileSource { path: path.into() }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::scan::ScanSource for FileSource {
+    async fn scan(
+        &self,
+        image: &crate::image::ImageRef,
+        _lookup: crate::scan::Lookup,
+    ) -> Result<ScanReport> {
+        ScanReport::from_scan_file_for(&self.path, &image.candidate_digests())
+    }
+}

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use helios_core::policy::{Backend, Decision};
+use helios_core::policy::{Backend, Decision, EvaluatorOptions};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -130,7 +130,9 @@ fn load_case(root: &Path, file: &Path) -> Result<Case, String> {
         description: raw.description,
         policy: raw.policy.iter().map(|p| root.join(p)).collect(),
         data: raw.data,
-        package: raw.package.unwrap_or_else(|| "helios".to_string()),
+        package: raw
+            .package
+            .unwrap_or_else(|| helios_core::policy::DEFAULT_PACKAGE.to_string()),
         rego_v0: raw.rego_v0,
         time_limit: raw.time_limit_ms.map(Duration::from_millis),
         input,
@@ -139,6 +141,22 @@ fn load_case(root: &Path, file: &Path) -> Result<Case, String> {
 }
 
 impl Case {
+    /// The case's policy, data, package, Rego version and time limit as the core's options (what
+    /// the CLI flags and the bindings' options also become); `build_embedded()` runs it.
+    pub fn options(&self) -> EvaluatorOptions {
+        let defaults = EvaluatorOptions::default();
+        EvaluatorOptions {
+            paths: self.policy.clone(),
+            data: self.data.clone(),
+            package: self.package.clone(),
+            rego_v0: self.rego_v0,
+            time_limit_ms: self
+                .time_limit
+                .map_or(defaults.time_limit_ms, |t| t.as_millis() as u64),
+            ..defaults
+        }
+    }
+
     /// Judges an outcome by the comparison rule: `allowed`, `violations`, `warnings` (exact, order
     /// included) and `policy.id` equal; `policy.version` a `sha256:` digest (any non-empty version
     /// from OPA); `backend` ignored. An error must carry the expected code.

@@ -2,9 +2,11 @@
 //! what `helios scan`, `helios gate` without a scan file, and the Python and Node `scan`/`gate`
 //! do. The CLI and the bindings only fill in a [`LaceworkLookup`].
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::client::ClientBuilder;
+use super::client::{ClientBuilder, LaceworkClient};
 use super::source::{LaceworkSource, NoScan};
 use crate::error::Result;
 use crate::image::ImageRef;
@@ -75,6 +77,14 @@ impl LaceworkLookup {
         (!self.no_scan).then(|| self.deadline())
     }
 
+    /// The per-lookup options of a lookup starting now: [`Self::lookup_deadline`], no dry run.
+    pub fn lookup(&self) -> Lookup {
+        Lookup {
+            deadline: self.lookup_deadline(),
+            dry_run: false,
+        }
+    }
+
     /// The deadline of a lookup starting now: the scan wait plus [`LOOKUP_ALLOWANCE`].
     pub fn deadline(&self) -> Instant {
         let now = Instant::now();
@@ -102,19 +112,47 @@ impl LaceworkLookup {
 /// # }
 /// ```
 pub async fn scan_image(image: &ImageRef, options: &LaceworkLookup) -> Result<ScanReport> {
-    let builder = match &options.profile {
-        Some(p) => ClientBuilder::from_env_profile(p)?,
-        None => ClientBuilder::from_env()?,
-    };
-    let source = LaceworkSource::new(builder.build()?, options.no_scan_mode());
-    let lookup = Lookup {
-        deadline: options.lookup_deadline(),
-        dry_run: false,
-    };
+    let source = LaceworkSource::new(
+        shared_client(options.profile.as_deref())?,
+        options.no_scan_mode(),
+    );
+    let lookup = options.lookup();
     match options.on_failure {
         ServiceFailure::Report => source.scan(image, lookup).await,
         ServiceFailure::Error => source.lookup(image, lookup).await,
     }
+}
+
+/// The process-wide client for the settings of the environment and `profile` (see
+/// [`ClientBuilder::from_env`]): one per account, sub-account, key and secret, built on first use,
+/// so every lookup of a process (CLI, bindings) shares one connection pool, one access token and
+/// one request budget.
+pub fn shared_client(profile: Option<&str>) -> Result<LaceworkClient> {
+    type Key = [Option<String>; 5];
+    static CLIENTS: OnceLock<Mutex<HashMap<Key, LaceworkClient>>> = OnceLock::new();
+    let builder = match profile {
+        Some(p) => ClientBuilder::from_env_profile(p)?,
+        None => ClientBuilder::from_env()?,
+    };
+    let s = &builder.settings;
+    let key: Key = [
+        s.server_url.clone(),
+        s.account.clone(),
+        s.subaccount.clone(),
+        s.api_key.clone(),
+        s.api_secret.as_ref().map(|k| k.expose().to_string()),
+    ];
+    // A poisoned lock only means another thread panicked while holding it: the map is intact.
+    let mut clients = CLIENTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(client) = clients.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = builder.build()?;
+    clients.insert(key, client.clone());
+    Ok(client)
 }
 
 #[cfg(test)]

@@ -38,7 +38,9 @@ pub use budget::DEFAULT_REQUESTS_PER_HOUR;
 pub use client::{ClientBuilder, DEFAULT_LOOK_BACK, LaceworkClient, MAX_SEARCH_WINDOW};
 #[cfg(feature = "redis")]
 pub use fleet_budget::cache_namespace;
-pub use lookup::{DEFAULT_SCAN_WAIT, LOOKUP_ALLOWANCE, LaceworkLookup, ServiceFailure, scan_image};
+pub use lookup::{
+    DEFAULT_SCAN_WAIT, LOOKUP_ALLOWANCE, LaceworkLookup, ServiceFailure, scan_image, shared_client,
+};
 pub use ondemand::{SCAN_PATH, ScanState};
 // The wire rows of a container vulnerability search stay inside the crate: callers read a
 // search page or a scan file through `ScanReport::from_scan_json` / `from_scan_file`.

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::image::ImageRef;
 use crate::scan::lacework::{
-    ClientBuilder, LaceworkClient, LaceworkLookup, LaceworkSource, NoScan, ServiceFailure,
+    LaceworkClient, LaceworkLookup, LaceworkSource, NoScan, ServiceFailure,
 };
 use crate::scan::{CachedSource, Lookup, ScanReport, ScanSource, ScanStatus};
 
@@ -173,11 +173,8 @@ impl CacheConfig {
         if self.redis.is_none() {
             return crate::scan::lacework::scan_image(image, options).await;
         }
-        let builder = match &options.profile {
-            Some(p) => ClientBuilder::from_env_profile(p)?,
-            None => ClientBuilder::from_env()?,
-        };
-        let source = self.lacework_source(builder.build()?, options.no_scan_mode())?;
+        let client = crate::scan::lacework::shared_client(options.profile.as_deref())?;
+        let source = self.lacework_source(client, options.no_scan_mode())?;
         let lookup = Lookup {
             deadline: options.lookup_deadline(),
             dry_run: false,
