@@ -122,13 +122,13 @@ impl AdmissionArgs {
         // `helios gate --policy … --data …`; with `opa_url` it is refused by `validate`.
         config.policy.paths.extend(self.data.iter().cloned());
         if let Some(package) = &self.package {
-            config.policy.package = Some(package.clone());
+            config.policy.package = package.clone();
         }
         if self.rego_v0 {
             config.policy.rego_v0 = true;
         }
         if let Some(ms) = self.time_limit_ms {
-            config.policy.time_limit_ms = Some(ms);
+            config.policy.time_limit_ms = ms;
         }
         if let Some(dir) = &self.scan_dir {
             config.scans.dir = Some(dir.clone());

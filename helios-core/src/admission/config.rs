@@ -30,13 +30,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::admission::{AdmissionController, ControllerConfig};
 use crate::error::{Error, Result};
-use crate::policy::{EmbeddedEvaluator, OpaEvaluator, Package, PolicyEvaluator};
+use crate::policy::{EvaluatorOptions, PolicyEvaluator};
 use crate::registry::{RegistryConfig, Resolver};
 use crate::scan::lacework::{LaceworkClient, NoScan};
 use crate::scan::{DirSource, ScanSource};
@@ -50,7 +49,7 @@ pub struct WebhookConfig {
     /// Serving certificate.
     pub tls: TlsConfig,
     /// Which policy decides.
-    pub policy: PolicyConfig,
+    pub policy: EvaluatorOptions,
     /// Where scans come from.
     pub scans: ScanConfig,
     /// How reviews are decided.
@@ -70,7 +69,7 @@ impl Default for WebhookConfig {
         WebhookConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             tls: TlsConfig::default(),
-            policy: PolicyConfig::default(),
+            policy: EvaluatorOptions::default(),
             scans: ScanConfig::default(),
             admission: ControllerConfig::default(),
             registry: RegistryConfig::default(),
@@ -101,22 +100,6 @@ impl Default for TlsConfig {
             reload_interval_ms: 10_000,
         }
     }
-}
-
-/// The policy: embedded Rego files, or an OPA server.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// `.rego` / data files or directories; empty means the shipped default policy.
-    pub paths: Vec<PathBuf>,
-    /// The decision package (default `helios`).
-    pub package: Option<String>,
-    /// Evaluate on this OPA server instead of in-process.
-    pub opa_url: Option<String>,
-    /// Execution limit of one embedded evaluation, in milliseconds.
-    pub time_limit_ms: Option<u64>,
-    /// Parse the embedded policy as Rego v0 (pre-1.0 syntax).
-    pub rego_v0: bool,
 }
 
 /// Where scans come from.
@@ -164,12 +147,7 @@ impl WebhookConfig {
         }
         self.admission.limits.validate()?;
         self.cache.validate()?;
-        if self.policy.opa_url.is_some() && !self.policy.paths.is_empty() {
-            return Err(Error::invalid(
-                "webhook config",
-                "policy: give either paths (embedded) or opa_url, not both",
-            ));
-        }
+        self.policy.validate()?;
         if self.registry.pin_digests && !self.registry.resolve {
             return Err(Error::invalid(
                 "webhook config",
@@ -226,32 +204,9 @@ impl WebhookConfig {
         .with_pinning(self.registry.pin_digests))
     }
 
-    /// Builds the configured policy evaluator.
+    /// Builds the configured policy evaluator ([`EvaluatorOptions::build`]).
     pub fn evaluator(&self) -> Result<Arc<dyn PolicyEvaluator>> {
-        let package = self
-            .policy
-            .package
-            .as_deref()
-            .map(Package::parse)
-            .transpose()?
-            .unwrap_or_default();
-        if let Some(url) = &self.policy.opa_url {
-            return Ok(Arc::new(
-                OpaEvaluator::builder(url.clone())
-                    .package(package)
-                    .build()?,
-            ));
-        }
-        let mut builder = EmbeddedEvaluator::builder()
-            .package(package)
-            .rego_v0(self.policy.rego_v0);
-        for p in &self.policy.paths {
-            builder = builder.policy_path(p);
-        }
-        if let Some(ms) = self.policy.time_limit_ms {
-            builder = builder.time_limit(Duration::from_millis(ms));
-        }
-        Ok(Arc::new(builder.build()?))
+        Ok(Arc::new(self.policy.build()?))
     }
 }
 
