@@ -2,7 +2,7 @@
 # Builds every release artifact of Helios into dist/ (docs/packaging.md):
 #
 #   dist/helios-VERSION-TRIPLE.tar.gz (+ .sha256)     the CLI, static musl when the target builds
-#   dist/helios_policy-VERSION-cp310-abi3-manylinux_*.whl the Python wheel (abi3, Python >= 3.10)
+#   dist/helios_policy-VERSION-cp39-abi3-manylinux_*.whl  the Python wheel (abi3, Python >= 3.9)
 #   dist/helios_policy-VERSION.tar.gz                 the Python sdist (builds with cargo)
 #   dist/helios-policy-VERSION.tgz                    the npm main package (JS loader, types)
 #   dist/helios-policy-linux-x64-gnu-VERSION.tgz      the npm per-platform package (the .node addon)
@@ -73,10 +73,9 @@ build_wheel() {
     python_tools
     step "wheel: maturin build --release (abi3, manylinux auto-detected and audited)"
     rm -f "$DIST"/helios_policy-*.whl
-    # One wheel for every CPython >= 3.10 through the stable ABI (abi3). Not 3.9 yet: the binding
-    # reads str with PyString::to_str, which pyo3 offers under the limited API from 3.10 on only
-    # (docs/packaging.md). Only here, so `maturin develop` builds stay as they are.
-    "$PY_TOOLS/maturin" build --release --locked --features pyo3/abi3-py310 \
+    # One wheel for every CPython >= 3.9 (pyproject's requires-python) through the stable ABI
+    # (abi3). Only here, so `maturin develop` builds for the test suite stay as they are.
+    "$PY_TOOLS/maturin" build --release --locked --features pyo3/abi3-py39 \
         --manifest-path helios-py/Cargo.toml --out "$DIST"
     local wheel
     wheel="$(ls "$DIST"/helios_policy-*.whl)"

@@ -83,9 +83,9 @@ fn to_json(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, Co
     }
     if let Ok(s) = obj.cast::<PyString>() {
         let s = s
-            .to_str()
+            .to_cow()
             .map_err(|e| ConvertError::Value(format!("{path}: {e}")))?;
-        return Ok(Value::String(s.to_owned()));
+        return Ok(Value::String(s.into_owned()));
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         let mut map = Map::new();
@@ -97,10 +97,10 @@ fn to_json(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, Co
                 )));
             };
             let key = key
-                .to_str()
+                .to_cow()
                 .map_err(|e| ConvertError::Value(format!("{path}: {e}")))?;
             let child = format!("{path}.{key}");
-            map.insert(key.to_owned(), to_json(&value, &child, depth + 1)?);
+            map.insert(key.into_owned(), to_json(&value, &child, depth + 1)?);
         }
         return Ok(Value::Object(map));
     }
