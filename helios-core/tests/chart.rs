@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use helios_core::admission::config::WebhookConfig;
 use helios_core::admission::{FailurePolicy, Mode};
-use helios_testkit::{ControlPlane, helm_binary};
+use helios_testkit::{ControlPlane, cert_manager_crd, helm_binary};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -455,20 +455,6 @@ fn the_default_render_is_deploy() -> TestResult {
         "the pinned Deployment differs from deploy/ with deploy/pinning/pin-digests.yaml"
     );
     Ok(())
-}
-
-/// cert-manager's `Issuer` and `Certificate` as bare CRDs (as tests/kube_apiserver.rs does).
-fn cert_manager_crd(kind: &str, plural: &str) -> Value {
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.cert-manager.io")},
-        "spec": {
-            "group": "cert-manager.io", "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-        }
-    })
 }
 
 /// Every render of every value set is created by a real API server (its own release and

@@ -18,7 +18,7 @@ use helios_core::policy::EmbeddedEvaluator;
 use helios_core::scan::lacework::{LaceworkClient, LaceworkSource, NoScan};
 use helios_core::scan::{CachedSource, DirSource, ScanSource};
 use helios_lacework_emulator::{Emulator, Endpoint};
-use helios_testkit::{Answer, ControlPlane, KubeApi};
+use helios_testkit::{Answer, ControlPlane, KubeApi, cert_manager_crd};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use support::webhook::{TlsWebhook, serve_tls};
@@ -366,53 +366,6 @@ async fn dry_run_requests_no_lacework_scan_through_the_api_server() -> TestResul
     Ok(())
 }
 
-/// The API resource path of a manifest's kind, found through the API server's discovery (as
-/// kubectl does), e.g. `/apis/apps/v1/namespaces/helios-system/deployments`.
-async fn resource_path(api: &Api, object: &Value) -> TestResult<String> {
-    let api_version = object["apiVersion"]
-        .as_str()
-        .ok_or("manifest without apiVersion")?;
-    let kind = object["kind"].as_str().ok_or("manifest without kind")?;
-    let group_path = if api_version.contains('/') {
-        format!("/apis/{api_version}")
-    } else {
-        format!("/api/{api_version}")
-    };
-    let discovery = api.send(reqwest::Method::GET, &group_path, None).await?;
-    let resource = discovery.body["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["kind"] == kind && !r["name"].as_str().unwrap_or("/").contains('/'))
-        .ok_or_else(|| format!("the API server does not serve {api_version} {kind}"))?;
-    let name = resource["name"].as_str().unwrap_or_default();
-    Ok(
-        match (
-            resource["namespaced"].as_bool(),
-            object["metadata"]["namespace"].as_str(),
-        ) {
-            (Some(true), Some(ns)) => format!("{group_path}/namespaces/{ns}/{name}"),
-            (Some(true), None) => format!("{group_path}/namespaces/default/{name}"),
-            _ => format!("{group_path}/{name}"),
-        },
-    )
-}
-
-/// cert-manager's `Issuer` and `Certificate` as bare CRDs (any content), so the manifests that
-/// use them can be created; their content is cert-manager's to validate.
-fn cert_manager_crd(kind: &str, plural: &str) -> Value {
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.cert-manager.io")},
-        "spec": {
-            "group": "cert-manager.io", "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-        }
-    })
-}
-
 /// Every manifest in deploy/ (and the pinning overlay's MutatingWebhookConfiguration) is
 /// accepted by the API server as written (namespace first, webhook configurations last, as
 /// `kubectl apply -k` orders them).
@@ -463,9 +416,9 @@ async fn the_deploy_manifests_are_accepted_by_a_real_api_server() -> TestResult 
         // The CRDs are served a moment after they are created.
         let started = Instant::now();
         let path = loop {
-            match resource_path(&api, object).await {
+            match api.collection_of(object).await {
                 Ok(path) => break path,
-                Err(e) if started.elapsed() > Duration::from_secs(30) => return Err(e),
+                Err(e) if started.elapsed() > Duration::from_secs(30) => return Err(e.into()),
                 Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         };

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
-use helios_core::admission::server::{Metrics, ServerOptions, serve};
+use helios_core::admission::server::Metrics;
 use helios_core::admission::{AdmissionController, ControllerConfig};
 use helios_core::image::ImageRef;
 use helios_core::policy::EmbeddedEvaluator;
@@ -28,6 +28,9 @@ use helios_core::scan::{CachedSource, Lookup, ScanReport, ScanSource, ScanStatus
 use helios_lacework_emulator::{Emulator, EmulatorBuilder, Endpoint, Fault, FaultKind};
 use helios_testkit::RedisServer;
 use serde_json::Value;
+
+mod support;
+use support::webhook::{TlsWebhook, serve_tls};
 
 type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
@@ -83,7 +86,7 @@ struct Replica {
     base: String,
     http: reqwest::Client,
     metrics: Arc<Metrics>,
-    _dir: tempfile::TempDir,
+    _webhook: TlsWebhook,
 }
 
 impl Replica {
@@ -106,37 +109,18 @@ impl Replica {
             Arc::new(EmbeddedEvaluator::default_policy()?),
             config,
         );
-        let dir = tempfile::tempdir()?;
-        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
-        std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
-        std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
-        let metrics = Arc::new(Metrics::new());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let _task = serve(
-            listener,
-            controller,
-            ServerOptions {
-                tls_cert: dir.path().join("tls.crt"),
-                tls_key: dir.path().join("tls.key"),
-                reload_interval: Duration::from_secs(60),
-                grace: Duration::from_secs(1),
-            },
-            metrics.clone(),
-            std::future::pending(),
-        )
-        .await?;
+        let webhook = serve_tls(controller, "localhost", Duration::from_secs(60)).await?;
         let http = reqwest::Client::builder()
             .use_rustls_tls()
-            .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes())?)
+            .add_root_certificate(reqwest::Certificate::from_pem(webhook.ca_pem.as_bytes())?)
             .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(Replica {
-            base: format!("https://localhost:{}", addr.port()),
+            base: format!("https://localhost:{}", webhook.addr.port()),
             http,
-            metrics,
-            _dir: dir,
+            metrics: webhook.metrics.clone(),
+            _webhook: webhook,
         })
     }
 

@@ -176,3 +176,18 @@ impl KubeApi {
         Ok(())
     }
 }
+
+/// cert-manager's `Issuer` or `Certificate` as a bare CustomResourceDefinition (any content), so
+/// the manifests that use them can be created; their content is cert-manager's to validate.
+pub fn cert_manager_crd(kind: &str, plural: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.cert-manager.io")},
+        "spec": {
+            "group": "cert-manager.io", "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    })
+}

@@ -27,7 +27,7 @@ mod token;
 mod tools;
 
 pub use kube::{ADMIN_TOKEN, ControlPlane, etcd_binary, kube_apiserver_binary};
-pub use kube_api::{Answer, KubeApi};
+pub use kube_api::{Answer, KubeApi, cert_manager_crd};
 pub use opa::{OpaServer, OpaServerBuilder, StartError, free_port, opa_binary, workspace_root};
 pub use redis::{RedisServer, redis_server_binary};
 pub use registry::{Registry, RegistryBuilder, crane_binary, registry_binary};
