@@ -71,47 +71,32 @@ install_kube() {
     HELIOS_TOOLS_BIN="$TOOLS_BIN" "$ROOT/scripts/build-kube.sh" "$KUBERNETES_VERSION" "$name"
 }
 
-# etcd for kube-apiserver: the machine's (Debian's etcd-server, 3.4, serves kube-apiserver 1.37),
-# installed with apt when missing and we may; linked into the tools dir where the tests look.
-install_etcd() {
-    local found
-    found="$(command -v etcd || true)"
+# install_debian_tool COMMAND PACKAGE VAR: links the machine's COMMAND into the tools dir where
+# the tests look, installing Debian's PACKAGE with apt first when it is missing and we may
+# (root with apt-get); VAR names the variable that points the tests elsewhere.
+install_debian_tool() {
+    local command="$1" package="$2" var="$3" found
+    found="$(command -v "$command" || true)"
     if [[ -z "$found" ]]; then
         if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-            echo "install-tools: installing Debian's etcd-server"
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null ||
-                { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null; }
-            found="$(command -v etcd || true)"
+            echo "install-tools: installing Debian's $package"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null ||
+                { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null; }
+            found="$(command -v "$command" || true)"
         fi
         if [[ -z "$found" ]]; then
-            echo "install-tools: no etcd; install Debian's etcd-server (or set HELIOS_ETCD_BIN)" >&2
+            echo "install-tools: no $command; install Debian's $package (or set $var)" >&2
             return 1
         fi
     fi
-    ln -sf "$found" "$TOOLS_BIN/etcd"
-    echo "install-tools: etcd $("$found" --version | sed -n 's/^etcd Version: //p') at $found"
+    ln -sf "$found" "$TOOLS_BIN/$command"
+    echo "install-tools: $command at $found ($("$found" --version | head -1))"
 }
 
-# redis-server for the scale-out tests (helios-core/tests/redis_fleet.rs): Debian's package,
-# installed with apt when missing and we may; linked into the tools dir like etcd.
-install_redis() {
-    local found
-    found="$(command -v redis-server || true)"
-    if [[ -z "$found" ]]; then
-        if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-            echo "install-tools: installing Debian's redis-server"
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null ||
-                { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
-            found="$(command -v redis-server || true)"
-        fi
-        if [[ -z "$found" ]]; then
-            echo "install-tools: no redis-server; install Debian's redis-server (or set HELIOS_REDIS_BIN)" >&2
-            return 1
-        fi
-    fi
-    ln -sf "$found" "$TOOLS_BIN/redis-server"
-    echo "install-tools: redis-server $("$found" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') at $found"
-}
+# etcd for kube-apiserver: Debian's etcd-server (3.4 serves kube-apiserver 1.37).
+install_etcd() { install_debian_tool etcd etcd-server HELIOS_ETCD_BIN; }
+# redis-server for the scale-out tests (helios-core/tests/redis_fleet.rs).
+install_redis() { install_debian_tool redis-server redis-server HELIOS_REDIS_BIN; }
 
 tools=("$@")
 if [[ ${#tools[@]} -eq 0 ]]; then
