@@ -229,6 +229,75 @@ impl Error {
         self
     }
 
+    /// A copy of this error for another waiter on the same lookup (the caches' single flight
+    /// hands one answer to every caller). Same variant, code and message; an I/O error keeps its
+    /// kind and text, a kept cause is shared.
+    pub(crate) fn duplicate(&self) -> Error {
+        let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+        match self {
+            Error::InvalidInput { what, reason } => Error::InvalidInput {
+                what: what.clone(),
+                reason: reason.clone(),
+            },
+            Error::InvalidImage { reference, reason } => Error::InvalidImage {
+                reference: reference.clone(),
+                reason: reason.clone(),
+            },
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: io(source),
+            },
+            Error::Write { path, source } => Error::Write {
+                path: path.clone(),
+                source: io(source),
+            },
+            Error::PolicyParse { location, message } => Error::PolicyParse {
+                location: location.clone(),
+                message: message.clone(),
+            },
+            Error::PolicyUndefined { package } => Error::PolicyUndefined {
+                package: package.clone(),
+            },
+            Error::PolicyType {
+                rule,
+                expected,
+                found,
+            } => Error::PolicyType {
+                rule: rule.clone(),
+                expected: expected.clone(),
+                found: found.clone(),
+            },
+            Error::PolicyEval { message } => Error::PolicyEval {
+                message: message.clone(),
+            },
+            Error::PolicyTimeout { limit } => Error::PolicyTimeout { limit: *limit },
+            Error::Unavailable {
+                service,
+                reason,
+                source,
+            } => Error::Unavailable {
+                service: service.clone(),
+                reason: reason.clone(),
+                source: source.clone(),
+            },
+            Error::Auth { service, reason } => Error::Auth {
+                service: service.clone(),
+                reason: reason.clone(),
+            },
+            Error::Remote {
+                service,
+                code,
+                message,
+                source,
+            } => Error::Remote {
+                service: service.clone(),
+                code: code.clone(),
+                message: message.clone(),
+                source: source.clone(),
+            },
+        }
+    }
+
     pub(crate) fn invalid(what: impl Into<String>, reason: impl ToString) -> Self {
         Error::InvalidInput {
             what: what.into(),
@@ -328,6 +397,19 @@ mod tests {
                 .len(),
             "a code is listed twice"
         );
+    }
+
+    #[test]
+    fn a_duplicate_keeps_the_variant_code_message_and_cause() {
+        use std::error::Error as _;
+        for e in one_of_each() {
+            let d = e.duplicate();
+            assert_eq!((d.code(), d.to_string()), (e.code(), e.to_string()));
+            assert_eq!(
+                d.source().map(ToString::to_string),
+                e.source().map(ToString::to_string)
+            );
+        }
     }
 
     #[test]

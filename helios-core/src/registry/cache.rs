@@ -74,61 +74,17 @@ impl ResolveCache {
                 Outcome::Hit(r) if shared || at.elapsed() < self.ttl => {
                     return (Ok(r.clone()), !shared);
                 }
-                Outcome::Failed(e) if shared => return (Err(duplicate(e)), false),
+                Outcome::Failed(e) if shared => return (Err(e.duplicate()), false),
                 _ => {}
             }
         }
         let result = fetch().await;
         let outcome = match &result {
             Ok(r) => Outcome::Hit(r.clone()),
-            Err(e) => Outcome::Failed(duplicate(e)),
+            Err(e) => Outcome::Failed(e.duplicate()),
         };
         *state = Some((outcome, Instant::now()));
         (result, false)
-    }
-}
-
-/// A copy of a resolution error for another waiter (errors hold no handles worth sharing;
-/// an I/O error keeps its kind and message).
-fn duplicate(e: &Error) -> Error {
-    match e {
-        Error::Unavailable {
-            service,
-            reason,
-            source,
-        } => Error::Unavailable {
-            service: service.clone(),
-            reason: reason.clone(),
-            source: source.clone(),
-        },
-        Error::Auth { service, reason } => Error::Auth {
-            service: service.clone(),
-            reason: reason.clone(),
-        },
-        Error::Remote {
-            service,
-            code,
-            message,
-            source,
-        } => Error::Remote {
-            service: service.clone(),
-            code: code.clone(),
-            message: message.clone(),
-            source: source.clone(),
-        },
-        Error::InvalidImage { reference, reason } => Error::InvalidImage {
-            reference: reference.clone(),
-            reason: reason.clone(),
-        },
-        Error::InvalidInput { what, reason } => Error::InvalidInput {
-            what: what.clone(),
-            reason: reason.clone(),
-        },
-        Error::Io { path, source } => Error::Io {
-            path: path.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        other => Error::unavailable("registry", other.to_string()),
     }
 }
 

@@ -215,55 +215,7 @@ fn evict(slots: &mut HashMap<Key, Arc<Slot>>, max: usize) {
 fn share(answer: &Result<ScanReport>) -> Result<ScanReport> {
     match answer {
         Ok(report) => Ok(report.clone()),
-        Err(e) => Err(clone_error(e)),
-    }
-}
-
-/// `Error` is not `Clone` (it may hold an `io::Error`); waiters sharing one failed upstream call
-/// each get an equivalent error with the same code and message.
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::InvalidInput { what, reason } => Error::InvalidInput {
-            what: what.clone(),
-            reason: reason.clone(),
-        },
-        Error::InvalidImage { reference, reason } => Error::InvalidImage {
-            reference: reference.clone(),
-            reason: reason.clone(),
-        },
-        Error::Io { path, source } => Error::Io {
-            path: path.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Write { path, source } => Error::Write {
-            path: path.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Auth { service, reason } => Error::Auth {
-            service: service.clone(),
-            reason: reason.clone(),
-        },
-        Error::Remote {
-            service,
-            code,
-            message,
-            source,
-        } => Error::Remote {
-            service: service.clone(),
-            code: code.clone(),
-            message: message.clone(),
-            source: source.clone(),
-        },
-        Error::Unavailable {
-            service,
-            reason,
-            source,
-        } => Error::Unavailable {
-            service: service.clone(),
-            reason: reason.clone(),
-            source: source.clone(),
-        },
-        other => Error::unavailable("scan source", other.to_string()),
+        Err(e) => Err(e.duplicate()),
     }
 }
 
