@@ -73,9 +73,9 @@ build_wheel() {
     python_tools
     step "wheel: maturin build --release (abi3, manylinux auto-detected and audited)"
     rm -f "$DIST"/helios_policy-*.whl
-    # One wheel for every CPython >= 3.9 (pyproject's requires-python) through the stable ABI
-    # (abi3). Only here, so `maturin develop` builds for the test suite stay as they are.
-    "$PY_TOOLS/maturin" build --release --locked --features pyo3/abi3-py39 \
+    # One wheel for every CPython >= 3.9 through the stable ABI (abi3-py39 in helios-py's
+    # Cargo.toml, so the test suite's `maturin develop` builds the same extension).
+    "$PY_TOOLS/maturin" build --release --locked \
         --manifest-path helios-py/Cargo.toml --out "$DIST"
     local wheel
     wheel="$(ls "$DIST"/helios_policy-*.whl)"

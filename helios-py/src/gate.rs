@@ -93,13 +93,13 @@ fn resolver(
 }
 
 fn parse_image(py: Python<'_>, image: &Bound<'_, PyAny>) -> PyResult<ImageRef> {
-    let Ok(text) = image.extract::<&str>() else {
+    let Ok(text) = image.extract::<String>() else {
         return Err(PyTypeError::new_err(format!(
             "image must be a str, not {}",
             type_name(image)
         )));
     };
-    ImageRef::parse(text).map_err(|e| to_py(py, &e))
+    ImageRef::parse(&text).map_err(|e| to_py(py, &e))
 }
 
 /// The Lacework scan of `image` as a dict (the scan report), requesting an on-demand scan and
