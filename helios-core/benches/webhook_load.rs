@@ -66,6 +66,7 @@ async fn main() -> Result<(), BoxError> {
             tls_key: dir.path().join("tls.key"),
             reload_interval: Duration::from_secs(10),
             grace: Duration::from_secs(1),
+        limits: Default::default(),
         },
         Arc::new(Metrics::new()),
         async {

@@ -47,6 +47,7 @@ pub async fn serve_tls(
             tls_key: key_file.clone(),
             reload_interval: reload,
             grace: Duration::from_secs(1),
+        limits: Default::default(),
         },
         metrics.clone(),
         std::future::pending(),
