@@ -324,7 +324,10 @@ fn check(row: &Row, mode: Mode, policy: FailurePolicy, a: &Answer) -> Result<Str
         _ if a.warnings.len() != 1
             || !a.warnings[0].starts_with(&format!("helios: {why}: could not check image")) =>
         {
-            fail(format!("warnings {:?}, want one ending {why:?}", a.warnings))
+            fail(format!(
+                "warnings {:?}, want one ending {why:?}",
+                a.warnings
+            ))
         }
         _ => Ok(format!("✓ ⚠ `{decision}`")),
     }
@@ -476,7 +479,11 @@ async fn every_fault_in_every_mode_and_failure_policy() -> TestResult {
     }
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fault-matrix.md");
     std::fs::write(&out, &table)?;
-    println!("{table}\n(written to {}, {:?})", out.display(), started.elapsed());
+    println!(
+        "{table}\n(written to {}, {:?})",
+        out.display(),
+        started.elapsed()
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     Ok(())
 }

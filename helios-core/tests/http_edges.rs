@@ -111,10 +111,7 @@ fn curl(hook: &Hook, args: &[&str]) -> TestResult<(bool, String, String)> {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "20", "--cacert"])
         .arg(&hook.ca)
-        .args([
-            "--resolve",
-            &format!("localhost:{}:127.0.0.1", hook.port),
-        ])
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", hook.port)])
         .args(args)
         .output()?;
     Ok((
@@ -132,7 +129,12 @@ fn url(hook: &Hook, path: &str) -> String {
 /// announced or streamed, and the connection keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_body_over_http2_is_answered_413() -> TestResult {
-    let hook = start(Duration::ZERO, HttpLimits::default(), std::future::pending()).await?;
+    let hook = start(
+        Duration::ZERO,
+        HttpLimits::default(),
+        std::future::pending(),
+    )
+    .await?;
     let big = hook.dir.path().join("big.json");
     std::fs::write(&big, vec![b' '; 4 * 1024 * 1024])?;
     let data = format!("@{}", big.display());
@@ -157,7 +159,18 @@ async fn an_oversize_body_over_http2_is_answered_413() -> TestResult {
     let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
         curl(
             &hook,
-            &["--http2", "-o", "/dev/null", "-w", write_out, "-H", "content-type: application/json", "--data-binary", &pod, &validate],
+            &[
+                "--http2",
+                "-o",
+                "/dev/null",
+                "-w",
+                write_out,
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &pod,
+                &validate,
+            ],
         )
     })?;
     assert!(ok && stdout == "200 2", "{stdout} {stderr}");
@@ -217,10 +230,7 @@ async fn idle_clients_are_cut_off_and_connections_are_bounded() -> TestResult {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut third = TcpStream::connect(&addr).await?;
     let took = closed_within(&mut third, Duration::from_millis(1000)).await;
-    assert!(
-        took.is_some(),
-        "a connection past the limit was kept open"
-    );
+    assert!(took.is_some(), "a connection past the limit was kept open");
     // The idle ones are closed by the first request timeout, not before.
     let took = closed_within(&mut idle1, Duration::from_secs(5))
         .await
@@ -345,7 +355,12 @@ async fn shutdown_drains_in_flight_reviews_and_refuses_new_connections() -> Test
 /// certificate files are rotated several times: none fails, and the last certificate is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_rotation_under_load_drops_nothing() -> TestResult {
-    let hook = start(Duration::ZERO, HttpLimits::default(), std::future::pending()).await?;
+    let hook = start(
+        Duration::ZERO,
+        HttpLimits::default(),
+        std::future::pending(),
+    )
+    .await?;
     let dir = hook.dir.path().to_path_buf();
     // Rotations made beforehand so that the client can trust every certificate served.
     let mut pems = vec![std::fs::read_to_string(&hook.ca)?];
@@ -400,7 +415,12 @@ async fn certificate_rotation_under_load_drops_nothing() -> TestResult {
     tokio::time::sleep(Duration::from_millis(400)).await;
     done.store(true, Ordering::SeqCst);
     let (ok, failed) = load.await?;
-    assert!(failed.is_empty(), "{} of {} failed: {failed:?}", failed.len(), ok + failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
     assert!(ok > 10, "only {ok} reviews were sent");
     // The last certificate is the one served now.
     let last = pems.last().ok_or("no certificate")?;
@@ -409,7 +429,10 @@ async fn certificate_rotation_under_load_drops_nothing() -> TestResult {
         .add_root_certificate(reqwest::Certificate::from_pem(last.as_bytes())?)
         .resolve("localhost", ([127, 0, 0, 1], hook.port).into())
         .build()?;
-    assert_eq!(only_last.get(url(&hook, "/healthz")).send().await?.status(), 200);
+    assert_eq!(
+        only_last.get(url(&hook, "/healthz")).send().await?.status(),
+        200
+    );
     println!("{ok} reviews over new connections across 3 rotations, none failed");
     Ok(())
 }

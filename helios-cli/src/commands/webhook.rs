@@ -195,15 +195,19 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<u8> {
     let metrics = Arc::new(Metrics::new());
     let _audit = helios_core::audit::background::start(&config, &controller, &metrics).await?;
     let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
-        Error::unavailable(format!("webhook listener on {}", config.listen), e.to_string())
-            .with_source(e)
+        Error::unavailable(
+            format!("webhook listener on {}", config.listen),
+            e.to_string(),
+        )
+        .with_source(e)
     })?;
     let options = ServerOptions {
         tls_cert: config.tls.cert.clone(),
         tls_key: config.tls.key.clone(),
         reload_interval: Duration::from_millis(config.tls.reload_interval_ms),
         grace: SHUTDOWN_GRACE,
-    limits: Default::default(),
+        limits: Default::default(),
+        decision_logs: Some(config.decision_logs.clone()),
     };
     let task = serve(listener, controller, options, metrics, shutdown_signal()).await?;
     match task.await {

@@ -17,6 +17,9 @@
 //!   docker_config: /etc/helios/registry          # mounted kubernetes.io/dockerconfigjson Secret
 //!   platform: linux/amd64
 //!   cache_ttl_secs: 30
+//! decision_logs:                                 # one event per review (see decision_log)
+//!   console: true                                # JSON lines on standard output
+//!   service: {url: https://collector:8443}       # optional: gzip batches POSTed to <url>/logs
 //! ```
 //!
 //! Every field has a default; unknown fields are errors, so a typo never silently changes
@@ -32,6 +35,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::admission::decision_log::DecisionLogConfig;
 use crate::admission::{AdmissionController, ControllerConfig};
 use crate::error::{Error, Result};
 use crate::policy::{EmbeddedEvaluator, OpaEvaluator, Package, PolicyEvaluator};
@@ -55,6 +59,8 @@ pub struct WebhookConfig {
     pub admission: ControllerConfig,
     /// How tags are resolved to digests, and whether `/mutate` pins them.
     pub registry: RegistryConfig,
+    /// Decision logs: one event per review on standard output and/or to a collector.
+    pub decision_logs: DecisionLogConfig,
     /// The background audit loop (off unless `interval` is set); see docs/admission.md.
     #[cfg(feature = "audit")]
     pub audit: crate::audit::background::AuditConfig,
@@ -69,6 +75,7 @@ impl Default for WebhookConfig {
             scans: ScanConfig::default(),
             admission: ControllerConfig::default(),
             registry: RegistryConfig::default(),
+            decision_logs: DecisionLogConfig::default(),
             #[cfg(feature = "audit")]
             audit: Default::default(),
         }
@@ -157,6 +164,7 @@ impl WebhookConfig {
             ));
         }
         self.admission.limits.validate()?;
+        self.decision_logs.validate()?;
         if self.policy.opa_url.is_some() && !self.policy.paths.is_empty() {
             return Err(Error::invalid(
                 "webhook config",

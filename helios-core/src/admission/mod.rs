@@ -43,4 +43,6 @@ pub(crate) use targets::is_workload_kind;
 #[cfg(feature = "webhook")]
 pub mod config;
 #[cfg(feature = "webhook")]
+pub mod decision_log;
+#[cfg(feature = "webhook")]
 pub mod server;

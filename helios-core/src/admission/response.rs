@@ -300,7 +300,10 @@ pub(crate) fn respond(
                     c.target.container.name.clone(),
                     format!("error:{}", kind.as_str()),
                 );
-                checked.push(CheckedImage::unchecked(c, format!("error:{}", kind.as_str())));
+                checked.push(CheckedImage::unchecked(
+                    c,
+                    format!("error:{}", kind.as_str()),
+                ));
                 failures.push(*kind);
                 // Limits and the deadline leave many containers unchecked for one reason.
                 if matches!(kind, FailureKind::Limit | FailureKind::Deadline) {

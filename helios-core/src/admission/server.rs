@@ -19,24 +19,25 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::Request;
-use axum::middleware::{self, Next};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum_server::Handle;
 use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::admission::decision_log::{DecisionLogConfig, DecisionLogger};
 use crate::admission::{AdmissionController, Mode, ReviewOutcome, Verdict};
 use crate::error::{Error, Result};
 
@@ -65,11 +66,14 @@ pub struct ServerOptions {
     pub grace: Duration,
     /// Timeouts and connection limits against slow or idle clients.
     pub limits: HttpLimits,
+    /// Decision logs (one event per review, see [`crate::admission::decision_log`]); `None`
+    /// logs none.
+    pub decision_logs: Option<DecisionLogConfig>,
 }
 
 impl ServerOptions {
     /// Options for the certificate files `tls_cert` and `tls_key`: checked for changes every
-    /// 10 s, a 10 s grace period, the default [`HttpLimits`].
+    /// 10 s, a 10 s grace period, the default [`HttpLimits`], no decision logs.
     pub fn new(tls_cert: impl Into<PathBuf>, tls_key: impl Into<PathBuf>) -> Self {
         ServerOptions {
             tls_cert: tls_cert.into(),
@@ -77,6 +81,7 @@ impl ServerOptions {
             reload_interval: Duration::from_secs(10),
             grace: Duration::from_secs(10),
             limits: HttpLimits::default(),
+            decision_logs: None,
         }
     }
 }
@@ -126,12 +131,18 @@ struct ErrorLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLogLabels {
+    outcome: String,
+}
+
 /// The webhook's Prometheus metrics.
 pub struct Metrics {
     registry: Registry,
     reviews: Family<ReviewLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     latency: Histogram,
+    decision_logs: Family<DecisionLogLabels, Counter>,
     /// The background audit's `helios_audit_*` gauges, served on the same endpoint.
     #[cfg(feature = "audit")]
     audit: Arc<crate::audit::AuditMetrics>,
@@ -152,7 +163,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers the metrics: `helios_admission_reviews_total{decision,mode}`,
     /// `helios_admission_backend_errors_total{kind}` (scan, policy, deadline, limit, invalid_review)
-    /// and `helios_admission_review_duration_seconds`.
+    /// `helios_admission_review_duration_seconds` and
+    /// `helios_admission_decision_logs_total{outcome}` (sent, dropped, failed).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("helios_admission");
         let reviews = Family::<ReviewLabels, Counter>::default();
@@ -176,6 +188,17 @@ impl Metrics {
             "Time to answer one admission review",
             latency.clone(),
         );
+        let decision_logs = Family::<DecisionLogLabels, Counter>::default();
+        registry.register(
+            "decision_logs",
+            "Decision log events sent to the collector, dropped (queue full) or failed (not taken)",
+            decision_logs.clone(),
+        );
+        for outcome in ["sent", "dropped", "failed"] {
+            let _ = decision_logs.get_or_create(&DecisionLogLabels {
+                outcome: outcome.into(),
+            });
+        }
         // Show every series from the start, so dashboards and alerts see zeros, not gaps.
         for v in Verdict::ALL {
             for m in [Mode::Enforce, Mode::Warn, Mode::Audit] {
@@ -200,9 +223,19 @@ impl Metrics {
             reviews,
             errors,
             latency,
+            decision_logs,
             #[cfg(feature = "audit")]
             audit: Arc::default(),
         }
+    }
+
+    /// Counts `n` decision log events by `outcome` (`sent`, `dropped`, `failed`).
+    pub(crate) fn record_decision_logs(&self, outcome: &str, n: u64) {
+        self.decision_logs
+            .get_or_create(&DecisionLogLabels {
+                outcome: outcome.into(),
+            })
+            .inc_by(n);
     }
 
     /// Records one answered review.
@@ -259,6 +292,7 @@ struct AppState {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     body_timeout: Duration,
+    decisions: Option<DecisionLogger>,
 }
 
 /// The webhook's routes, for embedding in another axum app or serving with [`serve`].
@@ -274,6 +308,7 @@ pub fn router(
         metrics,
         ready,
         body_timeout: BODY_READ_TIMEOUT,
+        decisions: None,
     })
 }
 
@@ -285,7 +320,10 @@ fn routes(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(state.clone(), refuse_oversize))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversize,
+        ))
         .with_state(state)
 }
 
@@ -394,6 +432,9 @@ async fn validate(State(state): State<AppState>, body: Body) -> Response {
     match state.controller.review_json(&body).await {
         Ok((json, outcome)) => {
             state.metrics.record(&outcome);
+            if let Some(decisions) = &state.decisions {
+                decisions.log(&outcome);
+            }
             ([(header::CONTENT_TYPE, "application/json")], json).into_response()
         }
         Err(e) => {
@@ -461,11 +502,16 @@ pub async fn serve(
         .map_err(|e| tls_error(&options, e))?;
     let ready = Arc::new(AtomicBool::new(false));
     let limits = options.limits.clone();
+    let (decisions, log_writer) = match &options.decision_logs {
+        Some(config) => DecisionLogger::start(config, metrics.clone())?.unzip(),
+        None => (None, None),
+    };
     let app = routes(AppState {
         controller,
         metrics,
         ready: ready.clone(),
         body_timeout: limits.body_read_timeout,
+        decisions,
     });
     let handle: Handle<SocketAddr> = Handle::new();
     // A connection that sends no request in time is closed, so idle or slow clients cannot hold
@@ -482,8 +528,7 @@ pub async fn serve(
     // Later requests on a kept-alive connection get a bound on their headers (axum-server
     // turns hyper's header read timeout off by default).
     let http = server.http_builder();
-    http.http1()
-        .header_read_timeout(limits.header_read_timeout);
+    http.http1().header_read_timeout(limits.header_read_timeout);
     http.http2()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .keep_alive_interval(limits.keep_alive_interval)
@@ -500,6 +545,10 @@ pub async fn serve(
         let served = server.serve(app.into_make_service()).await;
         watcher.abort();
         stopper.abort();
+        // Every connection (and its logger) is gone: the writer sends what is queued, and ends.
+        if let Some(writer) = log_writer {
+            let _ = tokio::time::timeout(grace.max(Duration::from_secs(1)), writer).await;
+        }
         served.map_err(|e| unavailable(listen, e))
     });
     let Some(addr) = handle.listening().await else {
