@@ -141,7 +141,7 @@ async fn webhook(decision_logs: DecisionLogConfig) -> TestResult<Hook> {
 }
 
 fn review(i: usize) -> Vec<u8> {
-    let repo = if i % 2 == 0 {
+    let repo = if i.is_multiple_of(2) {
         "team/critical"
     } else {
         "team/app"

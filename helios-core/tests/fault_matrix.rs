@@ -461,7 +461,6 @@ async fn every_fault_in_every_mode_and_failure_policy() -> TestResult {
         };
         let failure = match row.failure {
             None => "—".to_string(),
-            Some((kind, reason)) if reason.is_empty() => format!("`{kind}`"),
             Some((kind, reason)) => format!("`{kind}`: \"…{reason}…\""),
         };
         let _ = writeln!(
