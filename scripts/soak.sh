@@ -55,12 +55,15 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# targets KIND COUNT URL: COUNT vegeta JSON targets on stdout; KIND `same` repeats the Deployment
-# review, `distinct` makes Pod reviews whose image digest is new each time.
+# targets KIND COUNT URL [FIRST]: COUNT vegeta JSON targets on stdout; KIND `same` repeats the
+# Deployment review, `distinct` makes Pod reviews whose image digest is new each time (digests
+# FIRST, FIRST+1, …).
 targets() {
     python3 - "$@" "$WORK/review.json" <<'EOF'
 import base64, json, sys
-kind, count, url, review_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+kind, count, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+first = int(sys.argv[4]) if len(sys.argv) > 5 else 0
+review_file = sys.argv[-1]
 header = {"Content-Type": ["application/json"]}
 out = sys.stdout
 if kind == "same":
@@ -69,7 +72,7 @@ if kind == "same":
     for _ in range(count):
         out.write(line)
 else:
-    for i in range(count):
+    for i in range(first, first + count):
         ns = f"soak-{i % 50}"
         review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
             "uid": f"soak-{i}", "kind": {"group": "", "version": "v1", "kind": "Pod"},
@@ -85,9 +88,9 @@ else:
 EOF
 }
 
-# attack URL KIND COUNT: streamed targets, CONCURRENCY connections; vegeta's JSON report.
+# attack URL KIND COUNT [FIRST]: streamed targets, CONCURRENCY connections; vegeta's JSON report.
 attack() {
-    targets "$2" "$3" "$1" |
+    targets "$2" "$3" "$1" ${4:+"$4"} |
         "$vegeta" attack -lazy -format=json -rate=0 -workers="$CONCURRENCY" \
             -max-workers="$CONCURRENCY" -connections="$CONCURRENCY" \
             -max-connections="$CONCURRENCY" -http2=false -keepalive=true -insecure \
@@ -105,6 +108,14 @@ sample() {
     done
 }
 
+# decision_logs PORT NAME SENT: decision log lines written (after the writer caught up) and drops.
+decision_logs() {
+    sleep 3
+    local dropped
+    dropped="$(curl -sk "https://127.0.0.1:$1/metrics" | awk '/decision_logs_total\{outcome="dropped"\}/ { print $2 }')"
+    echo "decision log lines: $(wc -l <"$WORK/$2.decisions") of $3 reviews, dropped (queue full): ${dropped:-?}"
+}
+
 wait_ready() {
     for _ in $(seq 150); do
         curl -skf -o /dev/null "https://127.0.0.1:$1/readyz" && return 0
@@ -115,15 +126,16 @@ wait_ready() {
     exit 1
 }
 
-# summary NAME REPORT RSS_FILE BASELINE_KB PID
+# summary NAME REPORT RSS_FILE BASELINE_KB PID COUNT
 summary() {
-    local name="$1" report="$2" rss="$3" base="$4" pid="$5"
+    local name="$1" report="$2" rss="$3" base="$4" pid="$5" count="$6"
     local peak end
     peak="$(awk -v b="$base" 'BEGIN { m = b } $2 > m { m = $2 } END { print m }' "$rss")"
     end="$(rss_kb "$pid")"
     echo
     echo "== $name"
-    jq -r '"requests \(.requests), success \(.success * 100)%, status codes \(.status_codes | tojson), errors \(.errors[:3] | tojson)",
+    # With -lazy each worker ends on one "no targets to attack" pseudo-request: not an error.
+    jq -r --argjson n "$count" '"reviews \($n), answered 200: \(.status_codes["200"] // 0), errors: \($n - (.status_codes["200"] // 0)) \([.errors[] | select(. != "no targets to attack")][:3] | tojson)",
            "throughput \(.throughput | floor) req/s, p50 \(.latencies["50th"] / 1e6) ms, p99 \(.latencies["99th"] / 1e6) ms, max \(.latencies.max / 1e6) ms"' <<<"$report"
     echo "RSS after warm-up $((base / 1024)) MiB, peak $((peak / 1024)) MiB, end $((end / 1024)) MiB; growth after warm-up: $(awk -v b="$base" -v e="$end" 'BEGIN { printf "%+.1f%%", (e - b) * 100 / b }') (peak $(awk -v b="$base" -v p="$peak" 'BEGIN { printf "%+.1f%%", (p - b) * 100 / b }')); $(wc -l <"$rss") samples"
 }
@@ -144,8 +156,8 @@ base="$(rss_kb "$pid")"
 sample "$pid" "$WORK/cached.rss" &
 PIDS+=($!)
 report="$(attack "$url" same "$REVIEWS")"
-summary "1. $REVIEWS reviews, cached scans (scan dir)" "$report" "$WORK/cached.rss" "$base" "$pid"
-echo "decision log lines: $(wc -l <"$WORK/cached.decisions") (reviews sent: $((WARMUP + REVIEWS)))"
+summary "1. $REVIEWS reviews, cached scans (scan dir)" "$report" "$WORK/cached.rss" "$base" "$pid" "$REVIEWS"
+decision_logs "$port" cached "$((WARMUP + REVIEWS))"
 kill "$pid"
 
 # 2. Distinct digests through the cache, scans from the Lacework emulator.
@@ -163,11 +175,13 @@ pid=$!
 PIDS+=("$pid")
 wait_ready "$port" distinct
 url="https://127.0.0.1:$port/validate"
+# Warm-up: digests of their own, before the DIGESTS counted.
+attack "$url" distinct "$WARMUP" "$DIGESTS" >/dev/null
 base="$(rss_kb "$pid")"
 sample "$pid" "$WORK/distinct.rss" &
 PIDS+=($!)
-report="$(attack "$url" distinct "$DIGESTS")"
-summary "2. $DIGESTS distinct digests through the scan cache (Lacework emulator)" "$report" "$WORK/distinct.rss" "$base" "$pid"
-echo "(baseline: RSS at start, no warm-up; every review is a cache miss)"
-echo "decision log lines: $(wc -l <"$WORK/distinct.decisions"); verdicts: $(jq -r .result.verdict "$WORK/distinct.decisions" | sort | uniq -c | tr '\n' ' ')"
+report="$(attack "$url" distinct "$DIGESTS" 0)"
+summary "2. $DIGESTS distinct digests through the scan cache (Lacework emulator)" "$report" "$WORK/distinct.rss" "$base" "$pid" "$DIGESTS"
+decision_logs "$port" distinct "$((WARMUP + DIGESTS))"
+echo "verdicts: $(jq -r .result.verdict "$WORK/distinct.decisions" | sort | uniq -c | tr '\n' ' ')"
 echo "Lacework emulator calls: $(curl -s "$emu_url/__admin/counters" | jq -c .)"
