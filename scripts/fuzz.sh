@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FUZZ="$ROOT/fuzz"
 SECONDS_PER_TARGET=${1:-60}
 shift || true
-ALL=(admission_review lacework_page scan_file policy_input image_ref webhook_config)
+ALL=(admission_review lacework_page scan_file policy_input image_ref webhook_config registry_manifest)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 HOST=$(rustc -vV | sed -n 's/^host: //p')
@@ -77,6 +77,34 @@ seeds += re.findall(r"```yaml\n(.*?)```", (root / "docs" / "admission.md").read_
 seeds += ["admission:\n  mode: warn\n  deadline_ms: 1\n", "{}\n"]
 for i, s in enumerate(seeds):
     (out / f"seed-{i}.yaml").write_text(s)
+PY
+      ;;
+    registry_manifest)
+      # The first byte picks the platform (linux/amd64, linux/arm64/v8, windows/amd64); the rest
+      # is an index: OCI and Docker shapes, attestations, variants, platform strings.
+      python3 - "$dir" <<'PY'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+d = lambda c: "sha256:" + c * 64
+def entry(digest, os_, arch, variant=None):
+    p = {"os": os_, "architecture": arch}
+    if variant:
+        p["variant"] = variant
+    return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 1234,
+            "digest": digest, "platform": p}
+indexes = [
+    {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+     "manifests": [entry(d("a"), "linux", "amd64"), entry(d("b"), "linux", "arm64", "v8"),
+                   entry(d("c"), "unknown", "unknown")]},
+    {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+     "manifests": [entry(d("d"), "windows", "amd64"), entry("sha256:short", "linux", "amd64")]},
+    {"schemaVersion": 2, "manifests": []},
+    {"manifests": [{"digest": d("e")}]},
+]
+seeds = [bytes([i % 3]) + json.dumps(ix).encode() for i, ix in enumerate(indexes)]
+seeds += [b"\x00linux/amd64", b"\x01linux/arm64/v8", b"\x02a/b/c/d", b"\x00{}", b"\x01[]"]
+for i, s in enumerate(seeds):
+    (out / f"seed-{i}").write_bytes(s)
 PY
       ;;
     *) echo "fuzz.sh: unknown target $target" >&2; exit 2 ;;

@@ -66,6 +66,8 @@ async fn main() -> Result<(), BoxError> {
             tls_key: dir.path().join("tls.key"),
             reload_interval: Duration::from_secs(10),
             grace: Duration::from_secs(1),
+            limits: Default::default(),
+            decision_logs: None,
         },
         Arc::new(Metrics::new()),
         async {

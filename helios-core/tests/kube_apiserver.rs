@@ -546,6 +546,8 @@ async fn certificate_rotation_while_the_api_server_calls_drops_nothing() -> Test
             tls_key: key_file.clone(),
             reload_interval: Duration::from_millis(100),
             grace: Duration::from_secs(1),
+            limits: Default::default(),
+            decision_logs: None,
         },
         Arc::new(Metrics::new()),
         std::future::pending(),

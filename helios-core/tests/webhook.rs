@@ -104,6 +104,8 @@ async fn start(
             tls_key: dir.path().join("tls.key"),
             reload_interval: Duration::from_millis(50),
             grace: Duration::from_secs(1),
+            limits: Default::default(),
+            decision_logs: None,
         },
         metrics.clone(),
         std::future::pending(),

@@ -206,6 +206,8 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<u8> {
         tls_key: config.tls.key.clone(),
         reload_interval: Duration::from_millis(config.tls.reload_interval_ms),
         grace: SHUTDOWN_GRACE,
+        limits: Default::default(),
+        decision_logs: Some(config.decision_logs.clone()),
     };
     let task = serve(listener, controller, options, metrics, shutdown_signal()).await?;
     match task.await {

@@ -166,9 +166,23 @@ impl AdmissionController {
                     deadline_reason("scan lookup", &self.config),
                 ));
             }
+            // The source gave up because the review's deadline (its `Lookup::deadline`)
+            // passed: a deadline failure, as when the timeout above fires first.
+            Ok(Err(_)) if tokio::time::Instant::now() >= until => {
+                return Err((
+                    FailureKind::Deadline,
+                    deadline_reason("scan lookup", &self.config),
+                ));
+            }
             Ok(Err(e)) => return Err((FailureKind::Scan, e.to_string())),
             Ok(Ok(scan)) => scan,
         };
+        if scan.status == ScanStatus::Unavailable && tokio::time::Instant::now() >= until {
+            return Err((
+                FailureKind::Deadline,
+                deadline_reason("scan lookup", &self.config),
+            ));
+        }
         if scan.status == ScanStatus::Unavailable
             && self.config.unavailable_scans == UnavailableScans::FailurePolicy
         {
@@ -205,6 +219,7 @@ impl AdmissionController {
             };
         }
         let scan_status = scan.status;
+        let scan_id = scan.id.clone();
         let input = PolicyInput::for_admission(image, scan, workload(req, meta, &target));
         let result = match tokio::time::timeout_at(until, self.policy.evaluate(&input)).await {
             Err(_) => CheckResult::Failed(
@@ -215,6 +230,7 @@ impl AdmissionController {
             Ok(Ok(decision)) => CheckResult::Decided {
                 decision,
                 scan_status,
+                scan_id,
             },
         };
         Checked {

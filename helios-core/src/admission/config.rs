@@ -19,6 +19,9 @@
 //!   cache_ttl_secs: 30
 //! cache:                                         # scale-out (docs/scale-out.md); off by default
 //!   redis: redis://helios-redis:6379             # or rediss:// (TLS); shared cache and budget
+//! decision_logs:                                 # one event per review (see decision_log)
+//!   console: true                                # JSON lines on standard output
+//!   service: {url: https://collector:8443}       # optional: gzip batches POSTed to <url>/logs
 //! ```
 //!
 //! Every field has a default; unknown fields are errors, so a typo never silently changes
@@ -33,6 +36,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::admission::decision_log::DecisionLogConfig;
 use crate::admission::{AdmissionController, ControllerConfig};
 use crate::error::{Error, Result};
 use crate::policy::{EvaluatorOptions, PolicyEvaluator};
@@ -59,6 +63,8 @@ pub struct WebhookConfig {
     /// The scan cache shared by the fleet's replicas on Redis (off by default); see
     /// docs/scale-out.md.
     pub cache: crate::scan::shared::CacheConfig,
+    /// Decision logs: one event per review on standard output and/or to a collector.
+    pub decision_logs: DecisionLogConfig,
     /// The background audit loop (off unless `interval` is set); see docs/admission.md.
     #[cfg(feature = "audit")]
     pub audit: crate::audit::background::AuditConfig,
@@ -74,6 +80,7 @@ impl Default for WebhookConfig {
             admission: ControllerConfig::default(),
             registry: RegistryConfig::default(),
             cache: Default::default(),
+            decision_logs: DecisionLogConfig::default(),
             #[cfg(feature = "audit")]
             audit: Default::default(),
         }
@@ -148,6 +155,13 @@ impl WebhookConfig {
         self.admission.limits.validate()?;
         self.cache.validate()?;
         self.policy.validate()?;
+        self.decision_logs.validate()?;
+        if self.policy.opa_url.is_some() && !self.policy.paths.is_empty() {
+            return Err(Error::invalid(
+                "webhook config",
+                "policy: give either paths (embedded) or opa_url, not both",
+            ));
+        }
         if self.registry.pin_digests && !self.registry.resolve {
             return Err(Error::invalid(
                 "webhook config",

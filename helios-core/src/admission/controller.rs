@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::admission::response::{self, ReviewOutcome};
+use crate::admission::response::{self, RequestSummary, ReviewOutcome};
 use crate::admission::review::{AdmissionRequest, AdmissionResponse, AdmissionReview, shorten};
 use crate::admission::settings::ControllerConfig;
 use crate::admission::targets::{Targets, targets};
@@ -125,6 +125,15 @@ impl AdmissionController {
         }
         let (response, mut outcome) = self.decide(&req, started).await;
         outcome.duration = started.elapsed();
+        outcome.request = RequestSummary {
+            uid: req.uid.clone(),
+            kind: req.kind.kind.clone(),
+            namespace: req.namespace.clone().unwrap_or_default(),
+            name: req.name.clone(),
+            operation: req.operation.as_str().to_string(),
+            dry_run: req.is_dry_run(),
+            user: req.user_info.username.clone().unwrap_or_default(),
+        };
         log_review(&req, &outcome);
         Ok((response.into_review(), outcome))
     }

@@ -24,7 +24,7 @@ mod settings;
 mod targets;
 
 pub use controller::AdmissionController;
-pub use response::{FailureKind, ReviewOutcome, Verdict};
+pub use response::{CheckedImage, FailureKind, RequestSummary, ReviewOutcome, Verdict};
 pub use settings::{
     ControllerConfig, DEFAULT_DEADLINE, DEFAULT_OWN_NAMESPACE, FailurePolicy, Mode,
     UnavailableScans, UnknownKinds,
@@ -42,5 +42,7 @@ pub(crate) use targets::is_workload_kind;
 
 #[cfg(feature = "webhook")]
 pub mod config;
+#[cfg(feature = "webhook")]
+pub mod decision_log;
 #[cfg(feature = "webhook")]
 pub mod server;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use crate::admission::images::ContainerImage;
 use crate::admission::review::{AdmissionResponse, shorten};
 use crate::admission::settings::{FailurePolicy, Mode, UnknownKinds};
-use crate::policy::{ContainerType, Decision};
+use serde::Serialize;
+
+use crate::policy::{ContainerType, Decision, PolicyRef};
 use crate::scan::ScanStatus;
 
 /// How a review ended, for metrics and logs.
@@ -100,6 +102,66 @@ pub struct ReviewOutcome {
     pub reason: Option<String>,
     /// Time spent.
     pub duration: Duration,
+    /// The request reviewed (for decision logs).
+    pub request: RequestSummary,
+    /// Each checked container: its image, digest and scan (for decision logs).
+    pub checked: Vec<CheckedImage>,
+    /// The policy that decided, when an image reached the policy.
+    pub policy: Option<PolicyRef>,
+}
+
+impl ReviewOutcome {
+    /// Whether the review was allowed (only `deny` and `fail_closed` deny).
+    pub fn allowed(&self) -> bool {
+        !matches!(self.verdict, Verdict::Deny | Verdict::FailClosed)
+    }
+}
+
+/// What a review was about, without the object itself or the user's extra attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RequestSummary {
+    /// The request's `uid`.
+    pub uid: String,
+    /// The object's kind, e.g. `Deployment`.
+    pub kind: String,
+    /// Its namespace (empty for cluster-scoped objects).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// `CREATE`, `UPDATE`, …
+    pub operation: String,
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+    /// `userInfo.username`.
+    pub user: String,
+}
+
+/// One checked container, as a decision log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckedImage {
+    /// The container's name.
+    pub container: String,
+    /// Its image, as written in the spec.
+    pub image: String,
+    /// The digest checked (pinned, or resolved from the tag), when known.
+    pub digest: Option<String>,
+    /// The scan's status (`completed`, `not_found`, …), or `error:<kind>` when the image could
+    /// not be checked, `invalid_image` when its reference does not parse.
+    pub scan_status: String,
+    /// The scanner's id of the scan (Lacework's `evalGuid`), when it has one.
+    pub scan_id: Option<String>,
+}
+
+impl CheckedImage {
+    fn unchecked(c: &Checked, scan_status: String) -> Self {
+        CheckedImage {
+            container: c.target.container.name.clone(),
+            image: c.target.image.clone(),
+            digest: c.digest.clone(),
+            scan_status,
+            scan_id: None,
+        }
+    }
 }
 /// One container's check.
 #[derive(Debug, Clone)]
@@ -121,6 +183,8 @@ pub(crate) enum CheckResult {
         decision: Decision,
         /// The status of the scan it was made on.
         scan_status: ScanStatus,
+        /// The scanner's id of that scan (Lacework's `evalGuid`), when it has one.
+        scan_id: Option<String>,
     },
     /// The image reference does not parse: a violation, whatever the failure policy.
     InvalidImage(String),
@@ -166,6 +230,7 @@ pub(crate) fn respond(
     let mut statuses = BTreeMap::new();
     let mut violation_count = 0usize;
     let mut limited: BTreeMap<&str, (usize, Vec<String>)> = BTreeMap::new();
+    let mut checked = Vec::with_capacity(checks.len());
 
     for c in &checks {
         let who = describe(&c.target);
@@ -179,8 +244,16 @@ pub(crate) fn respond(
             CheckResult::Decided {
                 decision,
                 scan_status,
+                scan_id,
             } => {
                 statuses.insert(c.target.container.name.clone(), scan_status.to_string());
+                checked.push(CheckedImage {
+                    container: c.target.container.name.clone(),
+                    image: c.target.image.clone(),
+                    digest: c.digest.clone(),
+                    scan_status: scan_status.to_string(),
+                    scan_id: scan_id.clone(),
+                });
                 policy.get_or_insert_with(|| decision.policy.clone());
                 for w in &decision.warnings {
                     warnings.push(format!("helios: {who}: {}", w.msg));
@@ -215,6 +288,7 @@ pub(crate) fn respond(
             }
             CheckResult::InvalidImage(reason) => {
                 statuses.insert(c.target.container.name.clone(), "invalid_image".into());
+                checked.push(CheckedImage::unchecked(c, "invalid_image".into()));
                 violation_count += 1;
                 denials.push(format!("{who}: {reason}"));
                 if mode != Mode::Enforce {
@@ -226,6 +300,10 @@ pub(crate) fn respond(
                     c.target.container.name.clone(),
                     format!("error:{}", kind.as_str()),
                 );
+                checked.push(CheckedImage::unchecked(
+                    c,
+                    format!("error:{}", kind.as_str()),
+                ));
                 failures.push(*kind);
                 // Limits and the deadline leave many containers unchecked for one reason.
                 if matches!(kind, FailureKind::Limit | FailureKind::Deadline) {
@@ -295,7 +373,9 @@ pub(crate) fn respond(
                     } else {
                         format!("{mode} mode")
                     };
-                    warnings.push(format!("helios: {f}; allowed ({why})"));
+                    // The verdict first: a warning is cut at 256 bytes, and a long image
+                    // reference and reason would otherwise cut off what was done.
+                    warnings.push(format!("helios: allowed ({why}): {f}"));
                 }
             }
         }
@@ -315,10 +395,10 @@ pub(crate) fn respond(
         .with_audit_annotation("violations", violation_count.to_string())
         .with_audit_annotation("digests", json(serde_json::Value::Object(digests)))
         .with_audit_annotation("scan-statuses", json(serde_json::Value::Object(statuses)));
-    if let Some(p) = policy {
+    if let Some(p) = &policy {
         response = response
-            .with_audit_annotation("policy-id", p.id)
-            .with_audit_annotation("policy-version", p.version);
+            .with_audit_annotation("policy-id", p.id.clone())
+            .with_audit_annotation("policy-version", p.version.clone());
     }
     if !failures_text.is_empty() {
         response = response.with_audit_annotation(
@@ -334,6 +414,9 @@ pub(crate) fn respond(
         failures,
         reason: None,
         duration: Duration::ZERO,
+        request: RequestSummary::default(),
+        checked,
+        policy,
     };
     (response, outcome)
 }
@@ -405,6 +488,9 @@ impl ReviewOutcome {
             failures: Vec::new(),
             reason: Some(reason),
             duration: Duration::ZERO,
+            request: RequestSummary::default(),
+            checked: Vec::new(),
+            policy: None,
         }
     }
 }
@@ -461,6 +547,7 @@ mod tests {
             result: CheckResult::Decided {
                 decision: decision(violations, &[]),
                 scan_status: status,
+                scan_id: None,
             },
         }
     }
@@ -627,7 +714,7 @@ mod tests {
         assert_eq!(
             warnings(&r),
             vec![
-                "helios: could not check image registry.example/app:1 (container app): lacework: 503; allowed (failure policy: open)"
+                "helios: allowed (failure policy: open): could not check image registry.example/app:1 (container app): lacework: 503"
             ]
         );
     }
@@ -641,7 +728,7 @@ mod tests {
         assert_eq!(
             warnings(&r),
             vec![
-                "helios: could not check image registry.example/app:1 (container app): engine error; allowed (warn mode)"
+                "helios: allowed (warn mode): could not check image registry.example/app:1 (container app): engine error"
             ]
         );
         let (r, _) = respond(base(), Mode::Audit, CLOSED, down());

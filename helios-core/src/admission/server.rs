@@ -17,20 +17,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, BodyDataStream, Bytes};
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::Accept;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tower_http::limit::RequestBodyLimitLayer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::admission::decision_log::{DecisionLogConfig, DecisionLogger};
 use crate::admission::{AdmissionController, Mode, ReviewOutcome, Verdict};
 use crate::error::{Error, Result};
 
@@ -45,7 +52,7 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest time a request's headers may take to arrive on a kept-alive connection.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How [`serve`] serves: its certificate and how it stops.
+/// How [`serve`] serves: its certificate, its HTTP limits and how it stops.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// PEM certificate chain.
@@ -57,6 +64,60 @@ pub struct ServerOptions {
     /// Once shutdown is asked, how long in-flight reviews may take to finish before their
     /// connections are closed.
     pub grace: Duration,
+    /// Timeouts and connection limits against slow or idle clients.
+    pub limits: HttpLimits,
+    /// Decision logs (one event per review, see [`crate::admission::decision_log`]); `None`
+    /// logs none.
+    pub decision_logs: Option<DecisionLogConfig>,
+}
+
+impl ServerOptions {
+    /// Options for the certificate files `tls_cert` and `tls_key`: checked for changes every
+    /// 10 s, a 10 s grace period, the default [`HttpLimits`], no decision logs.
+    pub fn new(tls_cert: impl Into<PathBuf>, tls_key: impl Into<PathBuf>) -> Self {
+        ServerOptions {
+            tls_cert: tls_cert.into(),
+            tls_key: tls_key.into(),
+            reload_interval: Duration::from_secs(10),
+            grace: Duration::from_secs(10),
+            limits: HttpLimits::default(),
+            decision_logs: None,
+        }
+    }
+}
+
+/// What one client may hold of the server: slow or idle clients cannot exhaust it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// From the TCP accept to the first request: the TLS handshake and the first request's
+    /// headers (10 s).
+    pub first_request_timeout: Duration,
+    /// Headers of later requests on a kept-alive HTTP/1.1 connection ([`HEADER_READ_TIMEOUT`]).
+    pub header_read_timeout: Duration,
+    /// A request's whole body ([`BODY_READ_TIMEOUT`]); 408 past it.
+    pub body_read_timeout: Duration,
+    /// Connections open at once (1024); a connection past it is closed at once, before the
+    /// TLS handshake.
+    pub max_connections: usize,
+    /// Concurrent streams (requests) on one HTTP/2 connection (the API server multiplexes its
+    /// reviews on few connections): 250, as Go's `net/http` server.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 keep-alive: a PING after this long without frames (20 s); a peer that does not
+    /// answer within the same time is disconnected.
+    pub keep_alive_interval: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            first_request_timeout: Duration::from_secs(10),
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            body_read_timeout: BODY_READ_TIMEOUT,
+            max_connections: 1024,
+            max_concurrent_streams: 250,
+            keep_alive_interval: Duration::from_secs(20),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,12 +131,18 @@ struct ErrorLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLogLabels {
+    outcome: String,
+}
+
 /// The webhook's Prometheus metrics.
 pub struct Metrics {
     registry: Registry,
     reviews: Family<ReviewLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     latency: Histogram,
+    decision_logs: Family<DecisionLogLabels, Counter>,
     /// The background audit's `helios_audit_*` gauges, served on the same endpoint.
     #[cfg(feature = "audit")]
     audit: Arc<crate::audit::AuditMetrics>,
@@ -96,7 +163,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers the metrics: `helios_admission_reviews_total{decision,mode}`,
     /// `helios_admission_backend_errors_total{kind}` (scan, policy, deadline, limit, invalid_review)
-    /// and `helios_admission_review_duration_seconds`.
+    /// `helios_admission_review_duration_seconds` and
+    /// `helios_admission_decision_logs_total{outcome}` (sent, dropped, failed).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("helios_admission");
         let reviews = Family::<ReviewLabels, Counter>::default();
@@ -120,6 +188,17 @@ impl Metrics {
             "Time to answer one admission review",
             latency.clone(),
         );
+        let decision_logs = Family::<DecisionLogLabels, Counter>::default();
+        registry.register(
+            "decision_logs",
+            "Decision log events sent to the collector, dropped (queue full) or failed (not taken)",
+            decision_logs.clone(),
+        );
+        for outcome in ["sent", "dropped", "failed"] {
+            let _ = decision_logs.get_or_create(&DecisionLogLabels {
+                outcome: outcome.into(),
+            });
+        }
         // Show every series from the start, so dashboards and alerts see zeros, not gaps.
         for v in Verdict::ALL {
             for m in [Mode::Enforce, Mode::Warn, Mode::Audit] {
@@ -144,9 +223,19 @@ impl Metrics {
             reviews,
             errors,
             latency,
+            decision_logs,
             #[cfg(feature = "audit")]
             audit: Arc::default(),
         }
+    }
+
+    /// Counts `n` decision log events by `outcome` (`sent`, `dropped`, `failed`).
+    pub(crate) fn record_decision_logs(&self, outcome: &str, n: u64) {
+        self.decision_logs
+            .get_or_create(&DecisionLogLabels {
+                outcome: outcome.into(),
+            })
+            .inc_by(n);
     }
 
     /// Records one answered review.
@@ -207,6 +296,8 @@ struct AppState {
     controller: AdmissionController,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    body_timeout: Duration,
+    decisions: Option<DecisionLogger>,
 }
 
 /// The webhook's routes, for embedding in another axum app or serving with [`serve`].
@@ -217,11 +308,16 @@ pub fn router(
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
 ) -> Router {
-    let state = AppState {
+    routes(AppState {
         controller,
         metrics,
         ready,
-    };
+        body_timeout: BODY_READ_TIMEOUT,
+        decisions: None,
+    })
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
@@ -229,52 +325,121 @@ pub fn router(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        // tower-http's limit answers 413 at once when `Content-Length` announces more than
-        // the limit, before a byte of the body is read; DefaultBodyLimit alone would only
-        // notice once the body had arrived.
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversize,
+        ))
         .with_state(state)
 }
 
-async fn validate(State(state): State<AppState>, body: Body) -> Response {
+/// Most bytes of a refused body read and discarded (see [`drain`]).
+const DRAIN_LIMIT: usize = 4 * MAX_BODY;
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request body larger than 3 MiB\n",
+    )
+        .into_response()
+}
+
+/// Answers 413 at once when `Content-Length` announces more than [`MAX_BODY`], before a byte of
+/// the body is read.
+async fn refuse_oversize(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        drain(request.into_body().into_data_stream(), state.body_timeout);
+        return too_large();
+    }
+    next.run(request).await
+}
+
+/// Reads and discards the rest of a refused body in the background, at most [`DRAIN_LIMIT`]
+/// bytes within `timeout`. Over HTTP/2 a request body dropped unread before the answer is sent
+/// resets its stream (`RST_STREAM CANCEL`), and clients (curl, Go's `net/http`) then report a
+/// stream error instead of the 413; kept until the client has sent it, the stream ends cleanly
+/// (and past the bounds with `NO_ERROR`, which leaves the answer valid).
+fn drain(mut stream: BodyDataStream, timeout: Duration) {
+    tokio::spawn(async move {
+        let mut left = DRAIN_LIMIT;
+        let _ = tokio::time::timeout(timeout, async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                left = left.saturating_sub(chunk.len());
+                if left == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
+/// A request's whole body, at most [`MAX_BODY`] bytes within the body timeout; otherwise the
+/// answer to send (413, 408 or 400).
+async fn read_body(state: &AppState, body: Body) -> std::result::Result<Bytes, Response> {
+    enum Failed {
+        TooLarge,
+        Broken,
+    }
     // One timeout over the whole body, written here because tower-http's RequestBodyTimeout
     // restarts its timer at every frame: a byte every few seconds would never trip it.
-    let body: Bytes =
-        match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(e)) => {
-                state.metrics.record_invalid();
-                // http-body-util's LengthLimitError, reached through axum's boxed error.
-                let too_large = e.to_string().contains("length limit");
-                return if too_large {
-                    (
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "request body larger than 3 MiB\n",
-                    )
-                        .into_response()
-                } else {
-                    (
-                        StatusCode::BAD_REQUEST,
-                        "the request body could not be read\n",
-                    )
-                        .into_response()
-                };
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let read = tokio::time::timeout(state.body_timeout, async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| Failed::Broken)?;
+            if buf.len() + chunk.len() > MAX_BODY {
+                return Err(Failed::TooLarge);
             }
-            Err(_) => {
-                state.metrics.record_invalid();
-                return (
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
-                        "the request body did not arrive within {} s\n",
-                        BODY_READ_TIMEOUT.as_secs()
-                    ),
-                )
-                    .into_response();
-            }
-        };
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(())
+    })
+    .await;
+    match read {
+        Ok(Ok(())) => Ok(Bytes::from(buf)),
+        Ok(Err(Failed::TooLarge)) => {
+            state.metrics.record_invalid();
+            drain(stream, state.body_timeout);
+            Err(too_large())
+        }
+        Ok(Err(Failed::Broken)) => {
+            state.metrics.record_invalid();
+            Err((
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read\n",
+            )
+                .into_response())
+        }
+        Err(_) => {
+            state.metrics.record_invalid();
+            Err((
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} ms\n",
+                    state.body_timeout.as_millis()
+                ),
+            )
+                .into_response())
+        }
+    }
+}
+
+async fn validate(State(state): State<AppState>, body: Body) -> Response {
+    let body = match read_body(&state, body).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
     match state.controller.review_json(&body).await {
         Ok((json, outcome)) => {
             state.metrics.record(&outcome);
+            if let Some(decisions) = &state.decisions {
+                decisions.log(&outcome);
+            }
             ([(header::CONTENT_TYPE, "application/json")], json).into_response()
         }
         Err(e) => {
@@ -286,7 +451,11 @@ async fn validate(State(state): State<AppState>, body: Body) -> Response {
 }
 
 /// The opt-in digest-pinning endpoint (see [`crate::admission::mutate`]).
-async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
+async fn mutate(State(state): State<AppState>, body: Body) -> Response {
+    let body = match read_body(&state, body).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
     match crate::admission::mutate::review_json(&state.controller, &body).await {
         Ok((json, _)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => {
@@ -337,20 +506,38 @@ pub async fn serve(
         .await
         .map_err(|e| tls_error(&options, e))?;
     let ready = Arc::new(AtomicBool::new(false));
-    let app = router(controller, metrics, ready.clone());
+    let limits = options.limits.clone();
+    let (decisions, log_writer) = match &options.decision_logs {
+        Some(config) => DecisionLogger::start(config, metrics.clone())?.unzip(),
+        None => (None, None),
+    };
+    let app = routes(AppState {
+        controller,
+        metrics,
+        ready: ready.clone(),
+        body_timeout: limits.body_read_timeout,
+        decisions,
+    });
     let handle: Handle<SocketAddr> = Handle::new();
     // A connection that sends no request in time is closed, so idle or slow clients cannot hold
-    // the webhook's connections (the TLS handshake has its own timeout in the acceptor).
-    let mut server = axum_server::from_tcp_rustls(listener, tls.clone())
+    // the webhook's connections; past `max_connections` a new one is closed at once.
+    let acceptor = ConnectionLimit::new(
+        RustlsAcceptor::new(tls.clone()).handshake_timeout(limits.first_request_timeout),
+        limits.max_connections,
+    );
+    let mut server = axum_server::from_tcp(listener)
         .map_err(|e| unavailable(listen, e))?
+        .acceptor(acceptor)
         .handle(handle.clone())
-        .first_request_timeout(Duration::from_secs(10));
-    // Later requests on a kept-alive connection get the same bound on their headers
-    // (axum-server turns hyper's header read timeout off by default).
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .first_request_timeout(limits.first_request_timeout);
+    // Later requests on a kept-alive connection get a bound on their headers (axum-server
+    // turns hyper's header read timeout off by default).
+    let http = server.http_builder();
+    http.http1().header_read_timeout(limits.header_read_timeout);
+    http.http2()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .keep_alive_interval(limits.keep_alive_interval)
+        .keep_alive_timeout(limits.keep_alive_interval);
     let grace = options.grace;
     let watcher = tokio::spawn(watch_certificates(tls, options));
     let stop = handle.clone();
@@ -363,6 +550,10 @@ pub async fn serve(
         let served = server.serve(app.into_make_service()).await;
         watcher.abort();
         stopper.abort();
+        // Every connection (and its logger) is gone: the writer sends what is queued, and ends.
+        if let Some(writer) = log_writer {
+            let _ = tokio::time::timeout(grace.max(Duration::from_secs(1)), writer).await;
+        }
         served.map_err(|e| unavailable(listen, e))
     });
     let Some(addr) = handle.listening().await else {
@@ -419,5 +610,107 @@ async fn watch_certificates(tls: RustlsConfig, options: ServerOptions) {
                 tracing::warn!(target: "helios::admission", error = %tls_error(&options, e), "TLS certificate reload failed; keeping the previous one")
             }
         }
+    }
+}
+
+/// An acceptor that holds one of `max` permits per open connection: past the limit a new
+/// connection is closed at once, before the TLS handshake costs anything.
+#[derive(Clone)]
+struct ConnectionLimit<A> {
+    inner: A,
+    permits: Arc<Semaphore>,
+}
+
+impl<A> ConnectionLimit<A> {
+    fn new(inner: A, max: usize) -> Self {
+        ConnectionLimit {
+            inner,
+            permits: Arc::new(Semaphore::new(max.max(1))),
+        }
+    }
+}
+
+impl<I, S, A> Accept<I, S> for ConnectionLimit<A>
+where
+    A: Accept<I, S>,
+    A::Future: Send + 'static,
+    A::Stream: Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = Counted<A::Stream>;
+    type Service = A::Service;
+    type Future = BoxFuture<'static, std::io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            drop(stream);
+            tracing::warn!(target: "helios::admission", "connection limit reached; closing a new connection");
+            return Box::pin(async {
+                Err(std::io::Error::other("the connection limit is reached"))
+            });
+        };
+        let accepting = self.inner.accept(stream, service);
+        Box::pin(async move {
+            let (stream, service) = accepting.await?;
+            Ok((
+                Counted {
+                    stream,
+                    _permit: permit,
+                },
+                service,
+            ))
+        })
+    }
+}
+
+/// A connection holding its permit until it closes.
+struct Counted<S> {
+    stream: S,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

@@ -26,6 +26,7 @@ pub use auth::{Challenge, CredentialSource, Credentials};
 pub use client::Resolved;
 pub use manifest::{
     ACCEPT, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Platform, is_index,
+    is_sha256_digest, select_platform,
 };
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -47,6 +47,8 @@ pub async fn serve_tls(
             tls_key: key_file.clone(),
             reload_interval: reload,
             grace: Duration::from_secs(1),
+            limits: Default::default(),
+            decision_logs: None,
         },
         metrics.clone(),
         std::future::pending(),

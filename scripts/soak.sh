@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Soak of the HTTPS webhook (issue 11): a load script, never run in CI.
+#
+#   scripts/soak.sh [REVIEWS] [DIGESTS] [CONCURRENCY]     # defaults 100000 20000 64
+#
+# Two runs of `helios webhook` (release build), each sampled once a second for its resident set
+# (VmRSS), driven by vegeta (scripts/bench/lib.sh builds it) at CONCURRENCY connections, each
+# with one review in flight, as fast as answered; the targets are streamed (`-lazy`), so each
+# run sends exactly its count:
+#
+#   1. cached scans: REVIEWS copies of one Deployment review (3 images, 355 findings; the
+#      fixtures of scripts/bench/gen.py) with scans from a directory (`--scan-dir`), after a
+#      warm-up of 2,000 reviews;
+#   2. through the cache: DIGESTS reviews of a Pod whose image has a new digest each time,
+#      scans from the Lacework emulator binary (`--lacework`), so every review misses the scan
+#      cache (bounded at 10,000 entries) and its entries churn.
+#
+# Each run prints its status codes, errors, throughput and latencies, and the RSS after the
+# warm-up, at its peak and at the end (growth in %). Decision logs are on (the default: one JSON
+# line per review on stdout, into a file here) and counted.
+#
+# Environment: HELIOS_BIN (a prebuilt helios), HELIOS_EMULATOR_BIN (a prebuilt
+# helios-lacework-emulator), HELIOS_TOOLS_BIN (where vegeta is built).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+
+REVIEWS="${1:-100000}"
+DIGESTS="${2:-20000}"
+CONCURRENCY="${3:-64}"
+WARMUP=2000
+VEGETA_VERSION="v12.12.0"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+helios="$(bench_helios)"
+emulator="${HELIOS_EMULATOR_BIN:-}"
+if [[ -z "$emulator" ]]; then
+    emulator="$( (cd "$ROOT" && cargo build --release -p helios-lacework-emulator \
+        --message-format=json-render-diagnostics) |
+        jq -r 'select(.reason == "compiler-artifact" and .executable != null) | .executable' |
+        tail -n 1)"
+fi
+vegeta="$(bench_go_tool vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION")"
+
+python3 "$ROOT/scripts/bench/gen.py" webhook "$WORK" >/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# targets KIND COUNT URL [FIRST]: COUNT vegeta JSON targets on stdout; KIND `same` repeats the
+# Deployment review, `distinct` makes Pod reviews whose image digest is new each time (digests
+# FIRST, FIRST+1, …).
+targets() {
+    python3 - "$@" "$WORK/review.json" <<'EOF'
+import base64, json, sys
+kind, count, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+first = int(sys.argv[4]) if len(sys.argv) > 5 else 0
+review_file = sys.argv[-1]
+header = {"Content-Type": ["application/json"]}
+out = sys.stdout
+if kind == "same":
+    body = base64.b64encode(open(review_file, "rb").read()).decode()
+    line = json.dumps({"method": "POST", "url": url, "header": header, "body": body}) + "\n"
+    for _ in range(count):
+        out.write(line)
+else:
+    for i in range(first, first + count):
+        ns = f"soak-{i % 50}"
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": f"soak-{i}", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": ns, "name": f"pod-{i}", "operation": "CREATE",
+            "userInfo": {"username": f"user-{i % 50}"},
+            "object": {"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": f"pod-{i}", "namespace": ns},
+                       "spec": {"containers": [{"name": "app",
+                                "image": f"registry.example.com/soak/app:1@sha256:{i:064x}"}]}}}}
+        body = base64.b64encode(json.dumps(review).encode()).decode()
+        out.write(json.dumps({"method": "POST", "url": url, "header": header, "body": body}) + "\n")
+EOF
+}
+
+# attack URL KIND COUNT [FIRST]: streamed targets, CONCURRENCY connections; vegeta's JSON report.
+attack() {
+    targets "$2" "$3" "$1" ${4:+"$4"} |
+        "$vegeta" attack -lazy -format=json -rate=0 -workers="$CONCURRENCY" \
+            -max-workers="$CONCURRENCY" -connections="$CONCURRENCY" \
+            -max-connections="$CONCURRENCY" -http2=false -keepalive=true -insecure \
+            -timeout=10s |
+        "$vegeta" report -type=json
+}
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# sample PID FILE: VmRSS (kB) of PID once a second into FILE, until PID ends.
+sample() {
+    while kill -0 "$1" 2>/dev/null; do
+        echo "$(date +%s) $(rss_kb "$1")" >>"$2"
+        sleep 1
+    done
+}
+
+# decision_logs PORT NAME SENT: decision log lines written (after the writer caught up) and drops.
+decision_logs() {
+    sleep 3
+    local dropped
+    dropped="$(curl -sk "https://127.0.0.1:$1/metrics" | awk '/decision_logs_total\{outcome="dropped"\}/ { print $2 }')"
+    echo "decision log lines: $(wc -l <"$WORK/$2.decisions") of $3 reviews, dropped (queue full): ${dropped:-?}"
+}
+
+wait_ready() {
+    for _ in $(seq 150); do
+        curl -skf -o /dev/null "https://127.0.0.1:$1/readyz" && return 0
+        sleep 0.1
+    done
+    echo "soak: the webhook did not start:" >&2
+    cat "$WORK/$2.log" >&2
+    exit 1
+}
+
+# summary NAME REPORT RSS_FILE BASELINE_KB PID COUNT
+summary() {
+    local name="$1" report="$2" rss="$3" base="$4" pid="$5" count="$6"
+    local peak end
+    peak="$(awk -v b="$base" 'BEGIN { m = b } $2 > m { m = $2 } END { print m }' "$rss")"
+    end="$(rss_kb "$pid")"
+    echo
+    echo "== $name"
+    # With -lazy each worker ends on one "no targets to attack" pseudo-request: not an error.
+    jq -r --argjson n "$count" '"reviews \($n), answered 200: \(.status_codes["200"] // 0), errors: \($n - (.status_codes["200"] // 0)) \([.errors[] | select(. != "no targets to attack")][:3] | tojson)",
+           "throughput \(.throughput | floor) req/s, p50 \(.latencies["50th"] / 1e6) ms, p99 \(.latencies["99th"] / 1e6) ms, max \(.latencies.max / 1e6) ms"' <<<"$report"
+    echo "RSS after warm-up $((base / 1024)) MiB, peak $((peak / 1024)) MiB, end $((end / 1024)) MiB; growth after warm-up: $(awk -v b="$base" -v e="$end" 'BEGIN { printf "%+.1f%%", (e - b) * 100 / b }') (peak $(awk -v b="$base" -v p="$peak" 'BEGIN { printf "%+.1f%%", (p - b) * 100 / b }')); $(wc -l <"$rss") samples"
+}
+
+echo "soak: $REVIEWS cached reviews and $DIGESTS distinct digests at concurrency $CONCURRENCY, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# 1. Cached scans from a directory.
+port="$(free_port)"
+"$helios" webhook --listen "127.0.0.1:$port" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
+    --scan-dir "$WORK/scans" --no-resolve --mode enforce \
+    >"$WORK/cached.decisions" 2>"$WORK/cached.log" &
+pid=$!
+PIDS+=("$pid")
+wait_ready "$port" cached
+url="https://127.0.0.1:$port/validate"
+attack "$url" same "$WARMUP" >/dev/null
+base="$(rss_kb "$pid")"
+sample "$pid" "$WORK/cached.rss" &
+PIDS+=($!)
+report="$(attack "$url" same "$REVIEWS")"
+summary "1. $REVIEWS reviews, cached scans (scan dir)" "$report" "$WORK/cached.rss" "$base" "$pid" "$REVIEWS"
+decision_logs "$port" cached "$((WARMUP + REVIEWS))"
+kill "$pid"
+
+# 2. Distinct digests through the cache, scans from the Lacework emulator.
+"$emulator" --port 0 --rate-limit 100000000 --scan-duration-ms 50 >"$WORK/emulator.json" 2>"$WORK/emulator.log" &
+PIDS+=($!)
+for _ in $(seq 100); do [[ -s "$WORK/emulator.json" ]] && break; sleep 0.1; done
+emu_url="$(jq -r .url "$WORK/emulator.json")"
+port="$(free_port)"
+LW_ACCOUNT="$emu_url" LW_API_KEY="$(jq -r .key_id "$WORK/emulator.json")" \
+    LW_API_SECRET="$(jq -r .secret "$WORK/emulator.json")" \
+    "$helios" webhook --listen "127.0.0.1:$port" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
+    --lacework --no-resolve --mode enforce \
+    >"$WORK/distinct.decisions" 2>"$WORK/distinct.log" &
+pid=$!
+PIDS+=("$pid")
+wait_ready "$port" distinct
+url="https://127.0.0.1:$port/validate"
+# Warm-up: digests of their own, before the DIGESTS counted.
+attack "$url" distinct "$WARMUP" "$DIGESTS" >/dev/null
+base="$(rss_kb "$pid")"
+sample "$pid" "$WORK/distinct.rss" &
+PIDS+=($!)
+report="$(attack "$url" distinct "$DIGESTS" 0)"
+summary "2. $DIGESTS distinct digests through the scan cache (Lacework emulator)" "$report" "$WORK/distinct.rss" "$base" "$pid" "$DIGESTS"
+decision_logs "$port" distinct "$((WARMUP + DIGESTS))"
+echo "verdicts: $(jq -r .result.verdict "$WORK/distinct.decisions" | sort | uniq -c | tr '\n' ' ')"
+echo "Lacework emulator calls: $(curl -s "$emu_url/__admin/counters" | jq -c .)"
