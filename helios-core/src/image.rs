@@ -356,12 +356,14 @@ mod tests {
             "app:tag@".into(),
         ];
         for case in &cases {
-            let expected = oci_spec::distribution::Reference::from_str(case).ok().map(|r| Parts {
-                registry: r.registry().to_string(),
-                repository: r.repository().to_string(),
-                tag: r.tag().map(str::to_string),
-                digest: r.digest().map(str::to_string),
-            });
+            let expected = oci_spec::distribution::Reference::from_str(case)
+                .ok()
+                .map(|r| Parts {
+                    registry: r.registry().to_string(),
+                    repository: r.repository().to_string(),
+                    tag: r.tag().map(str::to_string),
+                    digest: r.digest().map(str::to_string),
+                });
             assert_eq!(Parts::parse_ascii(case), expected, "{case:?}");
         }
         // Non-ASCII text is oci-spec's alone (its `\w` is Unicode).
