@@ -140,7 +140,8 @@ impl Compiled {
         }
     }
 
-    /// Returns a VM to the idle ones (without the last input, so it holds no scan alive).
+    /// Returns a VM to the idle ones, without its input (what its last run computed stays in
+    /// its registers until its next run resets them).
     fn release(&self, mut vm: RegoVM) {
         vm.set_input(Value::Undefined);
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -197,5 +198,64 @@ fn run_error(err: VmError) -> RunError {
                 RunError::Failed(text)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::error::{Error, Result};
+    use crate::policy::{EmbeddedEvaluator, EngineKind};
+
+    fn input(severity: &str) -> serde_json::Value {
+        json!({
+            "image": {"reference": "registry.example.com/team/app:1"},
+            "scan": {"status": "completed", "vulnerabilities": [{
+                "id": "CVE-2024-1", "severity": severity, "status": "vulnerable",
+                "package": {"name": "openssl", "version": "3.0.1"},
+                "fix": {"available": true, "version": "3.0.2"}
+            }]}
+        })
+    }
+
+    /// Reused VMs (one after the other and from several threads at once) decide exactly as a
+    /// new evaluator's first VM does.
+    #[test]
+    fn a_reused_vm_decides_as_a_new_one() -> Result<()> {
+        let build = || EmbeddedEvaluator::builder().engine(EngineKind::Rvm).build();
+        let decide = |evaluator: &EmbeddedEvaluator, severity: &str| -> Result<serde_json::Value> {
+            let decision = evaluator.evaluate_json(input(severity))?;
+            serde_json::to_value(decision).map_err(|e| Error::invalid("decision", e))
+        };
+        let severities = ["critical", "low", "medium", "high"];
+        let mut fresh = Vec::new();
+        for severity in severities {
+            fresh.push(decide(&build()?, severity)?);
+        }
+        let shared = build()?;
+        for _ in 0..3 {
+            for (severity, expected) in severities.iter().zip(&fresh) {
+                assert_eq!(&decide(&shared, severity)?, expected, "{severity}");
+            }
+        }
+        std::thread::scope(|scope| -> Result<()> {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        for (severity, expected) in severities.iter().zip(&fresh) {
+                            assert_eq!(&decide(&shared, severity)?, expected, "{severity}");
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread
+                    .join()
+                    .map_err(|_| Error::invalid("thread", "a decision thread panicked"))??;
+            }
+            Ok(())
+        })
     }
 }
