@@ -9,7 +9,7 @@
 //! on the interpreter: [`Compiled::new`] says why.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use regorus::Value;
@@ -25,6 +25,10 @@ const CONTRACT_RULES: [&str; 5] = ["allow", "deny", "violation", "warn", "policy
 /// VM instructions between two clock reads of the execution timer.
 const TIMER_CHECK_INTERVAL: u32 = 1024;
 
+/// Idle VMs kept for reuse: more than the evaluations that run at once (one per core in the
+/// webhook's pool) would only hold memory.
+const MAX_IDLE_VMS: usize = 32;
+
 /// A policy set compiled for the VM; shared by every evaluation.
 pub(crate) struct Compiled {
     program: Arc<Program>,
@@ -32,6 +36,10 @@ pub(crate) struct Compiled {
     /// The contract rules the package defines, as document keys, in entry-point order.
     keys: Vec<Value>,
     timer: ExecutionTimerConfig,
+    /// VMs loaded with the program and data, reused across evaluations: a VM resets its
+    /// per-run state itself, so loading the program and checking the data against the rule
+    /// tree happens once per VM, not once per evaluation.
+    idle: Mutex<Vec<RegoVM>>,
 }
 
 /// Why an evaluation on the VM failed.
@@ -97,11 +105,14 @@ impl Compiled {
                 limit: time_limit,
                 check_interval: NonZeroU32::new(TIMER_CHECK_INTERVAL).unwrap_or(NonZeroU32::MIN),
             },
+            idle: Mutex::new(Vec::new()),
         };
-        // The data is checked against the rule tree once here rather than failing every run.
-        compiled
+        // The data is checked against the rule tree once here rather than failing every run;
+        // the VM that checked it is the first one reused.
+        let vm = compiled
             .vm()
             .map_err(|e| format!("the data conflicts with the rules: {e}"))?;
+        compiled.release(vm);
         Ok(compiled)
     }
 
@@ -116,11 +127,42 @@ impl Compiled {
         Ok(vm)
     }
 
+    /// An idle VM, or a new one.
+    fn acquire(&self) -> Result<RegoVM, VmError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(vm) => Ok(vm),
+            None => self.vm(),
+        }
+    }
+
+    /// Returns a VM to the idle ones, without its input (what its last run computed stays in
+    /// its registers until its next run resets them).
+    fn release(&self, mut vm: RegoVM) {
+        vm.set_input(Value::Undefined);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_VMS {
+            idle.push(vm);
+        }
+    }
+
     /// Evaluates the contract rules on `input`: the package document restricted to them
     /// (undefined rules are absent, as in the interpreter's document).
     pub(crate) fn document(&self, input: Value) -> Result<Value, RunError> {
-        let mut vm = self.vm().map_err(run_error)?;
+        let mut vm = self.acquire().map_err(run_error)?;
         vm.set_input(input);
+        let document = self.run(&mut vm);
+        // Each run starts by resetting the VM's execution state, so a VM that failed (a
+        // timeout, a conflict) is as good as a fresh one.
+        self.release(vm);
+        document
+    }
+
+    fn run(&self, vm: &mut RegoVM) -> Result<Value, RunError> {
         let mut document = std::collections::BTreeMap::new();
         for (index, key) in self.keys.iter().enumerate() {
             let value = vm.execute_entry_point_by_index(index).map_err(run_error)?;
@@ -156,5 +198,64 @@ fn run_error(err: VmError) -> RunError {
                 RunError::Failed(text)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::error::{Error, Result};
+    use crate::policy::{EmbeddedEvaluator, EngineKind};
+
+    fn input(severity: &str) -> serde_json::Value {
+        json!({
+            "image": {"reference": "registry.example.com/team/app:1"},
+            "scan": {"status": "completed", "vulnerabilities": [{
+                "id": "CVE-2024-1", "severity": severity, "status": "vulnerable",
+                "package": {"name": "openssl", "version": "3.0.1"},
+                "fix": {"available": true, "version": "3.0.2"}
+            }]}
+        })
+    }
+
+    /// Reused VMs (one after the other and from several threads at once) decide exactly as a
+    /// new evaluator's first VM does.
+    #[test]
+    fn a_reused_vm_decides_as_a_new_one() -> Result<()> {
+        let build = || EmbeddedEvaluator::builder().engine(EngineKind::Rvm).build();
+        let decide = |evaluator: &EmbeddedEvaluator, severity: &str| -> Result<serde_json::Value> {
+            let decision = evaluator.evaluate_json(input(severity))?;
+            serde_json::to_value(decision).map_err(|e| Error::invalid("decision", e))
+        };
+        let severities = ["critical", "low", "medium", "high"];
+        let mut fresh = Vec::new();
+        for severity in severities {
+            fresh.push(decide(&build()?, severity)?);
+        }
+        let shared = build()?;
+        for _ in 0..3 {
+            for (severity, expected) in severities.iter().zip(&fresh) {
+                assert_eq!(&decide(&shared, severity)?, expected, "{severity}");
+            }
+        }
+        std::thread::scope(|scope| -> Result<()> {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        for (severity, expected) in severities.iter().zip(&fresh) {
+                            assert_eq!(&decide(&shared, severity)?, expected, "{severity}");
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread
+                    .join()
+                    .map_err(|_| Error::invalid("thread", "a decision thread panicked"))??;
+            }
+            Ok(())
+        })
     }
 }
