@@ -28,24 +28,12 @@ REVIEWS="${1:-100000}"
 DIGESTS="${2:-20000}"
 CONCURRENCY="${3:-64}"
 WARMUP=2000
-VEGETA_VERSION="v12.12.0"
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 helios="$(bench_helios)"
 emulator="${HELIOS_EMULATOR_BIN:-}"
 if [[ -z "$emulator" ]]; then
-    emulator="$( (cd "$ROOT" && cargo build --release -p helios-lacework-emulator \
-        --message-format=json-render-diagnostics) |
-        jq -r 'select(.reason == "compiler-artifact" and .executable != null) | .executable' |
-        tail -n 1)"
+    emulator="$(bench_release_bin helios-lacework-emulator)"
 fi
 vegeta="$(bench_go_tool vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION")"
 

@@ -17,9 +17,6 @@ FINDINGS="${1:-1000}"
 RUNS="${2:-20}"
 CONFTEST_VERSION="v0.71.1"
 
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-
 helios="$(bench_helios)"
 opa="$(bench_opa)"
 conftest="$(bench_go_tool conftest github.com/open-policy-agent/conftest "$CONFTEST_VERSION")"

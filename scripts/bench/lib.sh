@@ -4,6 +4,30 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TOOLS_BIN="${HELIOS_TOOLS_BIN:-$ROOT/.tools/bin}"
 mkdir -p "$TOOLS_BIN"
 
+# The load generator of the benchmarks and the soak.
+VEGETA_VERSION="v12.12.0"
+
+# A scratch directory $WORK, removed at exit after killing the processes whose pids the script
+# appends to PIDS.
+WORK="$(mktemp -d)"
+PIDS=()
+bench_cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap bench_cleanup EXIT
+
+# bench_release_bin PACKAGE [CARGO FLAGS...]: builds PACKAGE's release binary, prints its path.
+bench_release_bin() {
+    local package="$1"
+    shift
+    (cd "$ROOT" && cargo build --release -p "$package" "$@" \
+        --message-format=json-render-diagnostics) |
+        jq -r 'select(.reason == "compiler-artifact" and .executable != null) | .executable' |
+        tail -n 1
+}
+
 # bench_helios: the release `helios` binary ($HELIOS_BIN, or built now with the extra cargo flags
 # of $HELIOS_BENCH_CARGO_FLAGS).
 bench_helios() {
@@ -12,10 +36,7 @@ bench_helios() {
         return
     fi
     # shellcheck disable=SC2086
-    (cd "$ROOT" && cargo build --release -p helios-cli ${HELIOS_BENCH_CARGO_FLAGS:-} \
-        --message-format=json-render-diagnostics) |
-        jq -r 'select(.reason == "compiler-artifact" and .executable != null) | .executable' |
-        tail -n 1
+    bench_release_bin helios-cli ${HELIOS_BENCH_CARGO_FLAGS:-}
 }
 
 # bench_opa: the pinned OPA (scripts/install-tools.sh) unless $HELIOS_OPA_BIN names one.

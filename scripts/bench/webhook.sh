@@ -21,16 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SECONDS_PER_RUN="${1:-20}"
 CONNECTIONS="${HELIOS_BENCH_CONNECTIONS:-32}"
-VEGETA_VERSION="v12.12.0"
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 helios="$(bench_helios)"
 opa="$(bench_opa)"
