@@ -386,12 +386,18 @@ async fn a_corrupted_entry_is_ignored_and_overwritten() -> TestResult {
         first.scan(&img, lookup()).await?.status,
         ScanStatus::Pending
     );
-    let keys = redis.command("KEYS helios:scan:*")?;
-    let key = keys
-        .lines()
-        .find(|l| l.starts_with("helios:scan:"))
-        .ok_or(format!("no scan key: {keys}"))?
-        .to_string();
+    // The entry is written in the background once the lookup is done.
+    let started = Instant::now();
+    let key = loop {
+        let keys = redis.command("KEYS helios:scan:*")?;
+        if let Some(key) = keys.lines().find(|l| l.starts_with("helios:scan:")) {
+            break key.to_string();
+        }
+        if started.elapsed() > Duration::from_secs(3) {
+            return Err(format!("no scan key: {keys}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
 
     for garbage in [
         "not json".to_string(),
