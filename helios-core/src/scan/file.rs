@@ -7,7 +7,10 @@
 
 use std::path::Path;
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::scan::{ScanReport, Summary, lacework};
@@ -42,33 +45,64 @@ impl ScanReport {
     }
 
     /// Parses scan JSON in any of the accepted shapes.
+    ///
+    /// The text is deserialized once, straight into what it holds: the top level is told apart
+    /// by its first character and, for an object, by which of `data` and `status` it has, read
+    /// as borrowed [`RawValue`]s (no tree is built), so a Helios report goes from text to
+    /// [`ScanReport`] without an intermediate `serde_json::Value` of every finding.
     pub fn from_scan_json(text: &str, digest: Option<&str>) -> Result<Self> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::invalid("scan", format!("not JSON: {e}")))?;
-        match value {
-            Value::Array(rows) => lacework::report_from_rows(&lacework::parse_rows(rows)?, digest),
-            Value::Object(mut map) if map.contains_key("data") => match map.remove("data") {
-                Some(Value::Array(rows)) => {
-                    lacework::report_from_rows(&lacework::parse_rows(rows)?, digest)
-                }
-                Some(Value::Null) => lacework::report_from_rows(&[], digest),
-                _ => Err(Error::invalid(
-                    "scan",
-                    "`data` must be an array of Lacework rows",
-                )),
-            },
-            Value::Object(map) if map.contains_key("status") => {
-                let mut report: ScanReport = serde_path_to_error::deserialize(Value::Object(map))
-                    .map_err(|e| Error::invalid("scan", e))?;
-                report.check_summary()?;
-                report.cap_fields();
-                Ok(report)
+        let not_json = |e: serde_json::Error| match e.classify() {
+            serde_json::error::Category::Data => Error::invalid("scan", e),
+            _ => Error::invalid("scan", format!("not JSON: {e}")),
+        };
+        match text.trim_start().as_bytes().first() {
+            Some(b'[') => {
+                let rows: Vec<Value> = serde_json::from_str(text).map_err(not_json)?;
+                lacework::report_from_rows(&lacework::parse_rows(rows)?, digest)
             }
-            _ => Err(Error::invalid(
-                "scan",
-                "expected a Lacework search response ({\"data\": [...]}), an array of Lacework rows, \
-                 or a Helios scan report (an object with \"status\")",
-            )),
+            Some(b'{') => {
+                /// The two keys that tell an object's shape (present even when `null`);
+                /// everything else is skipped.
+                #[derive(Deserialize)]
+                struct Shape<'a> {
+                    #[serde(borrow, default, deserialize_with = "present")]
+                    data: Option<&'a RawValue>,
+                    #[serde(borrow, default, deserialize_with = "present")]
+                    status: Option<&'a RawValue>,
+                }
+                fn present<'de, D: serde::Deserializer<'de>>(
+                    d: D,
+                ) -> std::result::Result<Option<&'de RawValue>, D::Error> {
+                    <&RawValue>::deserialize(d).map(Some)
+                }
+                let shape: Shape = serde_json::from_str(text).map_err(not_json)?;
+                match (shape.data, shape.status) {
+                    (Some(data), _) => match serde_json::from_str::<Value>(data.get()) {
+                        Ok(Value::Array(rows)) => {
+                            lacework::report_from_rows(&lacework::parse_rows(rows)?, digest)
+                        }
+                        Ok(Value::Null) => lacework::report_from_rows(&[], digest),
+                        _ => Err(Error::invalid(
+                            "scan",
+                            "`data` must be an array of Lacework rows",
+                        )),
+                    },
+                    (None, Some(_)) => {
+                        let mut report: ScanReport = serde_path_to_error::deserialize(
+                            &mut serde_json::Deserializer::from_str(text),
+                        )
+                        .map_err(|e| Error::invalid("scan", e))?;
+                        report.check_summary()?;
+                        report.cap_fields();
+                        Ok(report)
+                    }
+                    (None, None) => Err(expected_shape()),
+                }
+            }
+            _ => {
+                serde_json::from_str::<IgnoredAny>(text).map_err(not_json)?;
+                Err(expected_shape())
+            }
         }
     }
 
@@ -88,6 +122,15 @@ impl ScanReport {
         }
         Ok(())
     }
+}
+
+/// The error for JSON that is none of the accepted shapes.
+fn expected_shape() -> Error {
+    Error::invalid(
+        "scan",
+        "expected a Lacework search response ({\"data\": [...]}), an array of Lacework rows, \
+         or a Helios scan report (an object with \"status\")",
+    )
 }
 
 /// Names the file in an input error that was raised without knowing it.
@@ -124,5 +167,59 @@ impl crate::scan::ScanSource for FileSource {
         _lookup: crate::scan::Lookup,
     ) -> Result<ScanReport> {
         ScanReport::from_scan_file_for(&self.path, &image.candidate_digests())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::ScanStatus;
+
+    fn reason(text: &str) -> String {
+        match ScanReport::from_scan_json(text, None) {
+            Err(Error::InvalidInput { reason, .. }) => reason,
+            other => panic!("{text}: expected an input error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_shape_is_told_apart_without_a_tree() -> Result<()> {
+        // Key order does not matter: `status` after the findings, `data` after `paging`.
+        let report = r#"{"vulnerabilities": [], "summary": {"critical": 0, "high": 0, "medium": 0,
+            "low": 0, "info": 0, "unknown": 0, "total": 0, "fixable": 0}, "source": "file",
+            "id": null, "scanned_at": null, "error": null, "status": "completed"}"#;
+        assert_eq!(
+            ScanReport::from_scan_json(report, None)?.status,
+            ScanStatus::Completed
+        );
+        let page = r#" {"paging": {"rows": 0}, "data": []}"#;
+        assert_eq!(
+            ScanReport::from_scan_json(page, Some("sha256:1"))?.status,
+            ScanStatus::NotFound
+        );
+        assert_eq!(
+            ScanReport::from_scan_json(r#"{"data": null}"#, None)?.status,
+            ScanStatus::NotFound
+        );
+        assert_eq!(
+            ScanReport::from_scan_json("\n[]", None)?.status,
+            ScanStatus::NotFound
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn what_is_not_a_scan_says_why() {
+        assert!(reason("{").starts_with("not JSON"));
+        assert!(reason("[1,").starts_with("not JSON"));
+        assert!(reason("").starts_with("not JSON"));
+        assert!(reason("42").starts_with("expected a Lacework search response"));
+        assert!(reason(r#"{"rows": []}"#).starts_with("expected a Lacework search response"));
+        assert!(reason(r#"{"data": 5}"#).contains("`data` must be an array"));
+        assert!(reason(r#"{"status": null}"#).contains("status"));
+        // A report with a wrong field names the field, not "not JSON".
+        let wrong = reason(r#"{"status": "completed", "source": 7}"#);
+        assert!(wrong.contains("source"), "{wrong}");
+        assert!(!wrong.starts_with("not JSON"), "{wrong}");
     }
 }
