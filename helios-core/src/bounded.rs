@@ -84,7 +84,7 @@ impl crate::scan::ScanReport {
             cap_field(e, MAX_TEXT_LEN);
         }
         cap_field(&mut self.source, MAX_FIELD_LEN);
-        for v in &mut self.vulnerabilities {
+        for v in std::sync::Arc::make_mut(&mut self.vulnerabilities) {
             cap_field(&mut v.id, MAX_FIELD_LEN);
             cap_field(&mut v.status, MAX_FIELD_LEN);
             cap_field(&mut v.package.name, MAX_FIELD_LEN);

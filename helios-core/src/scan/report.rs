@@ -99,8 +99,9 @@ pub struct ScanReport {
     pub error: Option<String>,
     /// Counts over `vulnerabilities`.
     pub summary: Summary,
-    /// The findings.
-    pub vulnerabilities: Vec<Vulnerability>,
+    /// The findings, shared by the report's clones: the scan cache hands every review a clone,
+    /// which costs a reference count, not a copy of every finding (`Arc::make_mut` to edit).
+    pub vulnerabilities: Arc<Vec<Vulnerability>>,
     /// The report as the embedded engine's value, built on first evaluation and shared by every
     /// clone (the scan cache hands out clones), so findings are converted once per scan.
     #[serde(skip)]
@@ -148,7 +149,7 @@ impl ScanReport {
             digest: None,
             error,
             summary: Summary::default(),
-            vulnerabilities: Vec::new(),
+            vulnerabilities: Arc::default(),
             engine_value: SharedValue::default(),
         }
     }
@@ -169,7 +170,7 @@ impl ScanReport {
             digest: None,
             error: None,
             summary: Summary::count(&vulnerabilities),
-            vulnerabilities,
+            vulnerabilities: Arc::new(vulnerabilities),
             engine_value: SharedValue::default(),
         }
     }
