@@ -58,12 +58,14 @@ const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Multi-threaded: the webhook answers reviews on every core, and policy evaluation runs on
-    // the blocking pool beside them.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The webhook answers reviews on every core (multi-threaded). The other commands do one job
+    // and exit: they skip starting a worker thread per core (policy evaluation runs on the
+    // blocking pool either way, so a review's or an audit's images are still judged in parallel).
+    let mut builder = match cli.command {
+        Command::Webhook(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("helios: error[io]: cannot start the async runtime: {e}");
