@@ -12,10 +12,12 @@
 #     (scripts/bench/opa-webhook/webhook.rego) with the review as input, which runs the same
 #     shipped default policy per container over the same scans loaded as OPA data.
 # One load generator drives both: vegeta (built from its Go module into .tools/bin), HTTP/1.1,
-# 32 keep-alive connections each with one request in flight, as fast as answered.
+# 32 keep-alive connections each with one request in flight, as fast as answered (throughput);
+# then both at the same fixed rate, half of OPA's throughput, over those connections (latency
+# below saturation).
 #
 # Environment: HELIOS_BIN (a prebuilt helios, skips the build), HELIOS_BENCH_CARGO_FLAGS (extra
-# flags of that build), HELIOS_OPA_BIN, HELIOS_BENCH_CONNECTIONS (32), HELIOS_TOOLS_BIN.
+# flags of that build), HELIOS_OPA_BIN, HELIOS_BENCH_CONNECTIONS (32), HELIOS_BENCH_RATE (the fixed rate), HELIOS_TOOLS_BIN.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -73,9 +75,11 @@ for url in "$helios_url" "$opa_url"; do
 done
 
 # attack NAME URL SECONDS: vegeta at $CONNECTIONS keep-alive connections, unthrottled; JSON report.
+# attack NAME URL SECONDS [RATE]: RATE reviews/s (default 0: each connection sends its next
+# review as soon as the last is answered); vegeta's JSON report.
 attack() {
     printf 'POST %s\nContent-Type: application/json\n@%s\n' "$2" "$WORK/review.json" >"$WORK/$1.targets"
-    "$vegeta" attack -targets="$WORK/$1.targets" -rate=0 -workers="$CONNECTIONS" \
+    "$vegeta" attack -targets="$WORK/$1.targets" -rate="${4:-0}" -workers="$CONNECTIONS" \
         -max-workers="$CONNECTIONS" -connections="$CONNECTIONS" -max-connections="$CONNECTIONS" \
         -http2=false -keepalive=true -insecure -timeout=10s -duration="${3}s" |
         "$vegeta" report -type=json
@@ -95,6 +99,22 @@ for name in helios opa; do
     p99[$name]="$(jq -r '.latencies["99th"] / 1e6' <<<"$report")"
 done
 
+# Latency at a load both servers carry: closed-loop p99 is mostly queueing (32 reviews always in
+# flight on 2 cores), so both are also offered the same fixed rate, half of OPA's throughput
+# above (HELIOS_BENCH_RATE to choose another), over the same connections.
+rate="${HELIOS_BENCH_RATE:-$(awk -v r="${rps[opa]}" 'BEGIN { printf "%d", r / 2 }')}"
+declare -A fixed_p50 fixed_p99
+for name in helios opa; do
+    url="${name}_url"
+    report="$(attack "$name" "${!url}" "$SECONDS_PER_RUN" "$rate")"
+    success="$(jq -r '.success' <<<"$report")"
+    if [[ "$success" != "1" ]]; then
+        echo "bench: $name answered only $success of the fixed-rate requests with 2xx" >&2
+    fi
+    fixed_p50[$name]="$(jq -r '.latencies["50th"] / 1e6' <<<"$report")"
+    fixed_p99[$name]="$(jq -r '.latencies["99th"] / 1e6' <<<"$report")"
+done
+
 echo
 echo "webhook, Deployment with 3 images (355 findings), $CONNECTIONS keep-alive connections, ${SECONDS_PER_RUN} s, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -105,3 +125,13 @@ for name in helios opa; do
 done
 echo
 echo "Helios / OPA throughput: $(ratio "${rps[helios]}" "${rps[opa]}")×  (p99 OPA / Helios: $(ratio "${p99[opa]}" "${p99[helios]}")×)"
+echo
+echo "At a fixed $rate reviews/s (both servers below saturation), $CONNECTIONS connections, ${SECONDS_PER_RUN} s:"
+echo
+echo "| server | p50 | p99 |"
+echo "|---|---|---|"
+for name in helios opa; do
+    printf '| %s | %.2f ms | %.2f ms |\n' "$name" "${fixed_p50[$name]}" "${fixed_p99[$name]}"
+done
+echo
+echo "p99 OPA / Helios at that rate: $(ratio "${fixed_p99[opa]}" "${fixed_p99[helios]}")×"
