@@ -89,7 +89,7 @@ async fn start(
         controller,
         options,
         Arc::new(Metrics::new()),
-        shutdown,
+        futures_util::stream::once(shutdown),
     )
     .await?;
     Ok(Hook {
