@@ -308,9 +308,9 @@ async fn sigterm_serves_on_for_the_shutdown_delay_then_drains_and_exits_0() -> T
     use helios_lacework_emulator::{Emulator, Endpoint, Fault, FaultKind};
     const DELAY: Duration = Duration::from_millis(2000);
     let emu = Emulator::builder().start().await?;
-    emu.inject(
-        Fault::once(Endpoint::Search, FaultKind::Slow { delay_ms: 2500 }).times(1000),
-    );
+    for endpoint in [Endpoint::ImageSummary, Endpoint::Search, Endpoint::Scan] {
+        emu.inject(Fault::once(endpoint, FaultKind::Slow { delay_ms: 2500 }).times(1000));
+    }
     let dir = tempfile::tempdir()?;
     let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
     std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;

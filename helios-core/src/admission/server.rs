@@ -16,7 +16,6 @@
 //! ones answered with `Connection: close`) and lets in-flight reviews finish within
 //! [`ServerOptions::grace`].
 
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
