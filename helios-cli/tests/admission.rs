@@ -300,17 +300,16 @@ fn review_takes_the_policy_flags_of_gate() -> TestResult {
 
 /// SIGTERM with `--shutdown-delay`: at once `/readyz` answers 503 (`/healthz` stays ok) while
 /// new connections are still accepted and reviews answered for the delay; then new connections
-/// are refused, the reviews in flight at that moment (each scan lookup takes 2.5 s) are answered,
+/// are refused, the reviews in flight at that moment (each scan lookup takes 4 s) are answered,
 /// and the process exits 0.
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_serves_on_for_the_shutdown_delay_then_drains_and_exits_0() -> TestResult {
     use helios_lacework_emulator::{Emulator, Endpoint, Fault, FaultKind};
-    const DELAY: Duration = Duration::from_millis(2000);
+    const DELAY: Duration = Duration::from_millis(3000);
     let emu = Emulator::builder().start().await?;
-    for endpoint in [Endpoint::ImageSummary, Endpoint::Search, Endpoint::Scan] {
-        emu.inject(Fault::once(endpoint, FaultKind::Slow { delay_ms: 2500 }).times(1000));
-    }
+    // Each review of an image never seen requests an on-demand scan: 4 s each.
+    emu.inject(Fault::once(Endpoint::Scan, FaultKind::Slow { delay_ms: 4000 }).times(1000));
     let dir = tempfile::tempdir()?;
     let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
     std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
@@ -321,8 +320,19 @@ async fn sigterm_serves_on_for_the_shutdown_delay_then_drains_and_exits_0() -> T
     let log = dir.path().join("webhook.log");
     let mut server = Killed(
         Command::new(env!("CARGO_BIN_EXE_helios"))
-            .args(["webhook", "--lacework", "--no-resolve", "--deadline-ms", "20000"])
-            .args(["--shutdown-delay", "2s", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "webhook",
+                "--lacework",
+                "--no-resolve",
+                "--deadline-ms",
+                "20000",
+            ])
+            .args([
+                "--shutdown-delay",
+                "3s",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .arg("--tls-cert")
             .arg(dir.path().join("tls.crt"))
             .arg("--tls-key")
@@ -340,11 +350,17 @@ async fn sigterm_serves_on_for_the_shutdown_delay_then_drains_and_exits_0() -> T
     let client = reqwest::Client::builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes())?)
-        .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(20))
         .build()?;
-    assert!(wait_ready(&client, &base).await, "helios webhook did not become ready");
+    assert!(
+        wait_ready(&client, &base).await,
+        "helios webhook did not become ready"
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])
@@ -418,7 +434,8 @@ async fn sigterm_serves_on_for_the_shutdown_delay_then_drains_and_exits_0() -> T
             }
             // The 8 reviews were in flight when the drain began.
             assert!(
-                log.lines().any(|l| l.contains("draining") && l.contains("\"in_flight\":8")),
+                log.lines()
+                    .any(|l| l.contains("draining") && l.contains("\"in_flight\":8")),
                 "{log}"
             );
             return Ok(());

@@ -41,6 +41,7 @@ struct Hook {
     port: u16,
     dir: tempfile::TempDir,
     ca: PathBuf,
+    metrics: Arc<Metrics>,
     task: tokio::task::JoinHandle<helios_core::Result<()>>,
 }
 
@@ -94,6 +95,7 @@ async fn start_with(
     );
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
+    let metrics = Arc::new(Metrics::new());
     let options = ServerOptions {
         reload_interval: Duration::from_millis(50),
         shutdown_delay,
@@ -101,18 +103,12 @@ async fn start_with(
         limits,
         ..ServerOptions::new(dir.path().join("tls.crt"), dir.path().join("tls.key"))
     };
-    let task = serve(
-        listener,
-        controller,
-        options,
-        Arc::new(Metrics::new()),
-        shutdown,
-    )
-    .await?;
+    let task = serve(listener, controller, options, metrics.clone(), shutdown).await?;
     Ok(Hook {
         port,
         dir,
         ca,
+        metrics,
         task,
     })
 }
@@ -324,7 +320,7 @@ async fn slow_headers_and_bodies_are_cut_off() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_in_flight_reviews_and_refuses_new_connections() -> TestResult {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let hook = start(Duration::from_millis(800), HttpLimits::default(), async {
+    let hook = start(Duration::from_millis(1500), HttpLimits::default(), async {
         let _ = stopped.await;
     })
     .await?;
@@ -350,8 +346,20 @@ async fn shutdown_drains_in_flight_reviews_and_refuses_new_connections() -> Test
             })
         })
         .collect();
-    // The reviews are in flight (each lookup takes 800 ms) when shutdown is asked.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The reviews are in flight (each lookup takes 1.5 s) when shutdown is asked: waiting for
+    // the server to count them, not a fixed time, so that a loaded machine's slow TLS handshakes
+    // do not leave a connection without its request when the drain closes the others.
+    for _ in 0..140 {
+        if hook.metrics.in_flight() == 16 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        hook.metrics.in_flight(),
+        16,
+        "the reviews were not all in flight"
+    );
     let _ = stop.send(());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
@@ -378,9 +386,10 @@ async fn shutdown_delay_serves_on_not_ready_until_a_second_stop_request() -> Tes
         Duration::ZERO,
         HttpLimits::default(),
         Duration::from_secs(60),
-        futures_util::stream::unfold(stops, |mut rx| async move {
-            rx.recv().await.map(|()| ((), rx))
-        }),
+        futures_util::stream::unfold(
+            stops,
+            |mut rx| async move { rx.recv().await.map(|()| ((), rx)) },
+        ),
     )
     .await?;
     let pem = std::fs::read(&hook.ca)?;
@@ -398,8 +407,16 @@ async fn shutdown_delay_serves_on_not_ready_until_a_second_stop_request() -> Tes
     assert_eq!(status("/readyz").await?, 200);
     stop.send(())?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(status("/readyz").await?, 503, "not ready once asked to stop");
-    assert_eq!(status("/healthz").await?, 200, "still live during the delay");
+    assert_eq!(
+        status("/readyz").await?,
+        503,
+        "not ready once asked to stop"
+    );
+    assert_eq!(
+        status("/healthz").await?,
+        200,
+        "still live during the delay"
+    );
     let answer = client
         .post(url(&hook, "/validate"))
         .header("content-type", "application/json")

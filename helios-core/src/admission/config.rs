@@ -289,7 +289,10 @@ mod tests {
             std::time::Duration::ZERO
         );
         let cfg = WebhookConfig::from_yaml("server:\n  shutdown_delay_ms: 5000\n")?;
-        assert_eq!(cfg.server.shutdown_delay(), std::time::Duration::from_secs(5));
+        assert_eq!(
+            cfg.server.shutdown_delay(),
+            std::time::Duration::from_secs(5)
+        );
         let err = WebhookConfig::from_yaml("server:\n  shutdown_delay: 5s\n").err();
         assert!(err.is_some_and(|e| e.to_string().contains("shutdown_delay")));
         Ok(())
