@@ -9,9 +9,11 @@
 # GET /readyz over TLS every 200 ms and takes a replica out at the first failure, and it does not
 # retry a refused connection on the other replica (`retries 0`), as kube-proxy's DNAT does not.
 # vegeta drives it as the kube-apiserver's webhook client does: Go's net/http over HTTP/2
-# (`-http2=true`), which retries the requests a GOAWAY refused; 32 workers, as fast as answered.
-# During the load the script restarts replica A (SIGTERM, wait for its exit, start it again on
-# the same port), waits, then replica B.
+# (`-http2=true`), which retries the requests a GOAWAY refused; 32 workers in all, as fast as
+# answered. Go's HTTP/2 transport multiplexes a client's requests on one connection (as one API
+# server does), so 4 vegeta processes (4 API servers, 8 workers each) spread their connections
+# over both replicas. During the load the script restarts replica A (SIGTERM, wait for its exit,
+# start it again on the same port), waits, then replica B.
 #
 # Two runs: `--shutdown-delay 5s` (the manifests' setting) and `--shutdown-delay 0` (what the
 # delay buys). Each prints its requests, answers 200, other statuses, transport errors, p50/p99
@@ -24,6 +26,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
 DURATION="${1:-40}"
 WORKERS=32
+CLIENTS=4
 DELAYS="${HELIOS_RESTART_DELAYS:-5s 0}"
 
 helios="$(bench_helios)"
@@ -65,7 +68,18 @@ restart() {
     exited="$(since)"
     start "$1" "$2" "$3"
     up="$(since)"
-    echo "replica $1: SIGTERM at ${term}s, exited at ${exited}s (status $status), ready again at ${up}s"
+    echo "replica $1: SIGTERM at ${term}s, exited at ${exited}s (status $status), ready again at ${up}s; $(
+        grep '"draining' "$WORK/replica-$1.log" | tail -n 1 |
+            jq -r '"at the drain: \(.fields.in_flight) reviews in flight, \(.fields.connections) connections"')"
+}
+
+# stop NAME: SIGTERM twice (the second skips the shutdown delay), wait for the exit.
+stop() {
+    local pid="PID_$1"
+    kill -TERM "${!pid}" 2>/dev/null || return 0
+    sleep 0.2
+    kill -TERM "${!pid}" 2>/dev/null || true
+    wait "${!pid}" 2>/dev/null || true
 }
 
 # run DELAY: one run with both replicas at --shutdown-delay DELAY.
@@ -103,11 +117,14 @@ EOF
     printf 'POST https://127.0.0.1:%s/validate\nContent-Type: application/json\n@%s\n' \
         "$front" "$WORK/review.json" >"$WORK/targets"
     T0="$(date +%s.%N)"
-    "$vegeta" attack -targets="$WORK/targets" -rate=0 -workers="$WORKERS" -max-workers="$WORKERS" \
-        -connections="$WORKERS" -max-connections="$WORKERS" -http2=true -keepalive=true -insecure \
-        -timeout=10s -duration="${DURATION}s" >"$WORK/results.bin" &
-    local load=$!
-    PIDS+=("$load")
+    local load=() per=$((WORKERS / CLIENTS)) i
+    for i in $(seq "$CLIENTS"); do
+        "$vegeta" attack -targets="$WORK/targets" -rate=0 -workers="$per" -max-workers="$per" \
+            -connections="$per" -max-connections="$per" -http2=true -keepalive=true -insecure \
+            -timeout=10s -duration="${DURATION}s" >"$WORK/results-$i.bin" &
+        load+=($!)
+        PIDS+=($!)
+    done
     sleep 2
     local conns
     conns="$(ss -Htn state established "( sport = :$front )" | wc -l)"
@@ -116,21 +133,21 @@ EOF
     restart A "$a" "$delay" >>"$WORK/timeline"
     sleep "$(awk -v d="$DURATION" -v t="$(since)" 'BEGIN { s = d * 0.55 - t; print (s > 0 ? s : 0) }')"
     restart B "$b" "$delay" >>"$WORK/timeline"
-    wait "$load"
-    kill "$PID_A" "$PID_B" "$proxy" 2>/dev/null || true
-    wait "$PID_A" "$PID_B" "$proxy" 2>/dev/null || true
+    wait "${load[@]}"
+    stop A
+    stop B
+    kill "$proxy" 2>/dev/null || true
+    wait "$proxy" 2>/dev/null || true
 
     echo
-    echo "== --shutdown-delay $delay: ${DURATION}s of load, $WORKERS workers, HTTP/2 ($conns client connections open at 2 s)"
-    "$vegeta" report -type=json "$WORK/results.bin" | jq -r '
+    echo "== --shutdown-delay $delay: ${DURATION}s of load, $CLIENTS clients x $per workers, HTTP/2 ($conns client connections open at 2 s)"
+    "$vegeta" report -type=json "$WORK"/results-*.bin | jq -r '
         (.status_codes["200"] // 0) as $ok | (.status_codes["0"] // 0) as $transport |
         "requests \(.requests), answered 200: \($ok), non-200: \(.requests - $ok - $transport), transport errors: \($transport)",
         "p50 \(.latencies["50th"] / 1e6 * 100 | round / 100) ms, p99 \(.latencies["99th"] / 1e6 * 100 | round / 100) ms, max \(.latencies.max / 1e6 | round) ms",
         (if (.errors | length) > 0 then "errors: \(.errors[:4] | tojson)" else empty end)'
     cat "$WORK/timeline"
-    echo "replica logs: $(grep -c '"webhook stopped"' "$WORK/replica-A.log" "$WORK/replica-B.log" | tr '\n' ' ')(stops); drain lines:"
-    grep -h '"draining' "$WORK/replica-A.log" "$WORK/replica-B.log" |
-        jq -r '"  \(.fields.message): in_flight \(.fields.in_flight), connections \(.fields.connections)"' || true
+    rm -f "$WORK"/results-*.bin
 }
 
 echo "restart-under-load: ${DURATION}s per run, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
