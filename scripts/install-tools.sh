@@ -6,7 +6,9 @@
 #
 #   scripts/install-tools.sh            # every tool
 #   scripts/install-tools.sh opa        # only the named ones (opa, registry, crane, helm, etcd,
-#                                       # kube-apiserver, redis: Debian's redis-server)
+#                                       # kube-apiserver, redis: Debian's redis-server; haproxy:
+#                                       # Debian's, for scripts/restart-under-load.sh, not in the
+#                                       # default list)
 #
 # To use an already-installed binary instead, point the tests at it (e.g. HELIOS_OPA_BIN=/usr/bin/opa,
 # HELIOS_REGISTRY_BIN, HELIOS_CRANE_BIN, HELIOS_HELM_BIN, HELIOS_REDIS_BIN) and skip this script.
