@@ -295,3 +295,18 @@ pub async fn run_review(args: ReviewArgs) -> Result<u8> {
     println!("{}", super::to_json(&response));
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_delays_take_a_unit_but_zero() {
+        assert_eq!(parse_delay("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_delay("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_delay("0"), Ok(Duration::ZERO));
+        assert!(parse_delay("5").is_err_and(|e| e.contains("unit")));
+        assert!(parse_delay("5m").is_err());
+        assert!(parse_delay("-1s").is_err());
+    }
+}
