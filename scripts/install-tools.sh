@@ -6,7 +6,9 @@
 #
 #   scripts/install-tools.sh            # every tool
 #   scripts/install-tools.sh opa        # only the named ones (opa, registry, crane, helm, etcd,
-#                                       # kube-apiserver, redis: Debian's redis-server)
+#                                       # kube-apiserver, redis: Debian's redis-server; haproxy:
+#                                       # Debian's, for scripts/restart-under-load.sh, not in the
+#                                       # default list)
 #
 # To use an already-installed binary instead, point the tests at it (e.g. HELIOS_OPA_BIN=/usr/bin/opa,
 # HELIOS_REGISTRY_BIN, HELIOS_CRANE_BIN, HELIOS_HELM_BIN, HELIOS_REDIS_BIN) and skip this script.
@@ -71,11 +73,11 @@ install_kube() {
     HELIOS_TOOLS_BIN="$TOOLS_BIN" "$ROOT/scripts/build-kube.sh" "$KUBERNETES_VERSION" "$name"
 }
 
-# install_debian_tool COMMAND PACKAGE VAR: links the machine's COMMAND into the tools dir where
+# install_debian_tool COMMAND PACKAGE VAR [VERSION FLAG]: links the machine's COMMAND into the tools dir where
 # the tests look, installing Debian's PACKAGE with apt first when it is missing and we may
 # (root with apt-get); VAR names the variable that points the tests elsewhere.
 install_debian_tool() {
-    local command="$1" package="$2" var="$3" found
+    local command="$1" package="$2" var="$3" version_flag="${4:---version}" found
     found="$(command -v "$command" || true)"
     if [[ -z "$found" ]]; then
         if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -90,13 +92,15 @@ install_debian_tool() {
         fi
     fi
     ln -sf "$found" "$TOOLS_BIN/$command"
-    echo "install-tools: $command at $found ($("$found" --version | head -1))"
+    echo "install-tools: $command at $found ($("$found" "$version_flag" | head -1))"
 }
 
 # etcd for kube-apiserver: Debian's etcd-server (3.4 serves kube-apiserver 1.37).
 install_etcd() { install_debian_tool etcd etcd-server HELIOS_ETCD_BIN; }
 # redis-server for the scale-out tests (helios-core/tests/redis_fleet.rs).
 install_redis() { install_debian_tool redis-server redis-server HELIOS_REDIS_BIN; }
+# haproxy (Debian's, 2.6) for scripts/restart-under-load.sh only: not in the default list.
+install_haproxy() { install_debian_tool haproxy haproxy HELIOS_HAPROXY_BIN -v; }
 
 tools=("$@")
 if [[ ${#tools[@]} -eq 0 ]]; then
@@ -111,6 +115,7 @@ for tool in "${tools[@]}"; do
         etcd) install_etcd ;;
         kube-apiserver) install_kube kube-apiserver ;;
         redis) install_redis ;;
-        *) echo "install-tools: unknown tool $tool (known: opa, registry, crane, helm, etcd, kube-apiserver, redis)" >&2; exit 2 ;;
+        haproxy) install_haproxy ;;
+        *) echo "install-tools: unknown tool $tool (known: opa, registry, crane, helm, etcd, kube-apiserver, redis, haproxy)" >&2; exit 2 ;;
     esac
 done

@@ -38,10 +38,7 @@ fi
 vegeta="$(bench_go_tool vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION")"
 
 python3 "$ROOT/scripts/bench/gen.py" webhook "$WORK" >/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+bench_cert
 
 # targets KIND COUNT URL [FIRST]: COUNT vegeta JSON targets on stdout; KIND `same` repeats the
 # Deployment review, `distinct` makes Pod reviews whose image digest is new each time (digests

@@ -297,3 +297,150 @@ fn review_takes_the_policy_flags_of_gate() -> TestResult {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     Ok(())
 }
+
+/// SIGTERM with `--shutdown-delay`: at once `/readyz` answers 503 (`/healthz` stays ok) while
+/// new connections are still accepted and reviews answered for the delay; then new connections
+/// are refused, the reviews in flight at that moment (each scan lookup takes 4 s) are answered,
+/// and the process exits 0.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_serves_on_for_the_shutdown_delay_then_drains_and_exits_0() -> TestResult {
+    use helios_lacework_emulator::{Emulator, Endpoint, Fault, FaultKind};
+    const DELAY: Duration = Duration::from_millis(3000);
+    let emu = Emulator::builder().start().await?;
+    // Each review of an image never seen requests an on-demand scan: 4 s each.
+    emu.inject(Fault::once(Endpoint::Scan, FaultKind::Slow { delay_ms: 4000 }).times(1000));
+    let dir = tempfile::tempdir()?;
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
+    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let log = dir.path().join("webhook.log");
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_helios"))
+            .args([
+                "webhook",
+                "--lacework",
+                "--no-resolve",
+                "--deadline-ms",
+                "20000",
+            ])
+            .args([
+                "--shutdown-delay",
+                "3s",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--tls-cert")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.path().join("tls.key"))
+            .env("LW_ACCOUNT", emu.url())
+            .env("LW_API_KEY", emu.key_id())
+            .env("LW_API_SECRET", emu.secret())
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?,
+    );
+    let base = format!("https://localhost:{port}");
+    // No pooling: every request below opens a new connection.
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes())?)
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(20))
+        .build()?;
+    assert!(
+        wait_ready(&client, &base).await,
+        "helios webhook did not become ready"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()?;
+    assert!(killed.success());
+    let signalled = std::time::Instant::now();
+    let mut not_ready = false;
+    for _ in 0..50 {
+        let status = client.get(format!("{base}/readyz")).send().await?.status();
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            not_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(not_ready, "/readyz did not turn 503 after SIGTERM");
+    let live = client.get(format!("{base}/healthz")).send().await?.status();
+    assert_eq!(live, reqwest::StatusCode::OK, "liveness during the delay");
+
+    // Reviews sent during the delay, each on a new connection, of images never seen (so each
+    // waits for its slow scan lookup): still in flight when the delay ends.
+    let mut review: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        root().join("tests/fixtures/admission/pod-create.json"),
+    )?)?;
+    let reviews: Vec<_> = (0..8)
+        .map(|i| {
+            review["request"]["object"]["spec"] = serde_json::json!({"containers": [{
+                "name": "app",
+                "image": format!("registry.example.com/restart/app@sha256:{i:064x}"),
+            }]});
+            let request = client
+                .post(format!("{base}/validate"))
+                .header("content-type", "application/json")
+                .body(review.to_string())
+                .send();
+            tokio::spawn(async move {
+                let resp = request.await?;
+                let status = resp.status().as_u16();
+                resp.text().await.map(|text| (status, text))
+            })
+        })
+        .collect();
+    // After the delay new connections are refused (never before it).
+    let mut refused = None;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            refused = Some(signalled.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let refused = refused.ok_or("new connections were still accepted 5 s after SIGTERM")?;
+    assert!(
+        refused >= DELAY - Duration::from_millis(100),
+        "new connections refused {refused:?} after SIGTERM, before the {DELAY:?} delay ended"
+    );
+    for review in reviews {
+        let (status, text) = review.await??;
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("\"allowed\""), "{text}");
+    }
+    for _ in 0..150 {
+        if let Some(status) = server.0.try_wait()? {
+            assert_eq!(status.code(), Some(0), "exit after SIGTERM");
+            let log = std::fs::read_to_string(&log)?;
+            for phase in ["shutdown requested", "draining", "webhook stopped"] {
+                assert!(log.contains(phase), "no {phase:?} in the log:\n{log}");
+            }
+            // The 8 reviews were in flight when the drain began.
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("draining") && l.contains("\"in_flight\":8")),
+                "{log}"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("helios webhook did not stop within 15 s of the drain");
+}

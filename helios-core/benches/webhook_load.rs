@@ -65,14 +65,15 @@ async fn main() -> Result<(), BoxError> {
             tls_cert: dir.path().join("tls.crt"),
             tls_key: dir.path().join("tls.key"),
             reload_interval: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
             grace: Duration::from_secs(1),
             limits: Default::default(),
             decision_logs: None,
         },
         Arc::new(Metrics::new()),
-        async {
+        futures_util::stream::once(async {
             let _ = stopped.await;
-        },
+        }),
     )
     .await?;
     let url = format!("https://localhost:{}/validate", addr.port());

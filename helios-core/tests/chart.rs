@@ -230,6 +230,14 @@ fn every_render_passes_the_deploy_checks() -> TestResult {
         let d = find(&docs, "Deployment").ok_or("no deployment")?;
         let pod = &d["spec"]["template"]["spec"];
         let c = &pod["containers"][0];
+        // After SIGTERM: the shutdown delay, then up to 10 s of drain (`helios webhook`'s grace),
+        // both within the Pod's termination grace period.
+        assert_eq!(config.server.shutdown_delay_ms, 5000, "{name}");
+        let termination_ms = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(0) * 1000;
+        assert!(
+            config.server.shutdown_delay_ms + 10_000 <= termination_ms,
+            "{name}"
+        );
         assert!(pod["affinity"]["podAntiAffinity"].is_object());
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
         assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);

@@ -123,7 +123,7 @@ async fn webhook(decision_logs: DecisionLogConfig) -> TestResult<Hook> {
         controller,
         options,
         metrics.clone(),
-        std::future::pending(),
+        futures_util::stream::pending(),
     )
     .await?;
     let client = reqwest::Client::builder()

@@ -127,6 +127,13 @@ fn deployment_is_highly_available_and_locked_down() -> TestResult {
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    // After SIGTERM: the 5 s shutdown delay, then up to 10 s of drain (`helios webhook`'s
+    // grace), both within the Pod's termination grace period.
+    let cm = find(&docs, "ConfigMap", "helios-config").ok_or("no config")?;
+    let config = WebhookConfig::from_yaml(cm["data"]["helios.yaml"].as_str().unwrap_or_default())?;
+    assert_eq!(config.server.shutdown_delay_ms, 5000);
+    let termination_ms = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(0) * 1000;
+    assert!(config.server.shutdown_delay_ms + 10_000 <= termination_ms);
     assert_eq!(c["envFrom"][0]["secretRef"]["name"], "helios-lacework");
     let pdb = find(&docs, "PodDisruptionBudget", "helios-webhook").ok_or("no PDB")?;
     assert_eq!(pdb["spec"]["minAvailable"], 1);

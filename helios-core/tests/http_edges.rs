@@ -41,6 +41,7 @@ struct Hook {
     port: u16,
     dir: tempfile::TempDir,
     ca: PathBuf,
+    metrics: Arc<Metrics>,
     task: tokio::task::JoinHandle<helios_core::Result<()>>,
 }
 
@@ -64,6 +65,22 @@ async fn start(
     limits: HttpLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> TestResult<Hook> {
+    start_with(
+        delay,
+        limits,
+        Duration::ZERO,
+        futures_util::stream::once(shutdown),
+    )
+    .await
+}
+
+/// [`start`] with a shutdown delay and a stream of stop requests.
+async fn start_with(
+    delay: Duration,
+    limits: HttpLimits,
+    shutdown_delay: Duration,
+    shutdown: impl futures_util::Stream<Item = ()> + Send + 'static,
+) -> TestResult<Hook> {
     let dir = tempfile::tempdir()?;
     let pem = write_cert(dir.path())?;
     let ca = dir.path().join("ca.pem");
@@ -78,24 +95,20 @@ async fn start(
     );
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
+    let metrics = Arc::new(Metrics::new());
     let options = ServerOptions {
         reload_interval: Duration::from_millis(50),
+        shutdown_delay,
         grace: Duration::from_secs(5),
         limits,
         ..ServerOptions::new(dir.path().join("tls.crt"), dir.path().join("tls.key"))
     };
-    let task = serve(
-        listener,
-        controller,
-        options,
-        Arc::new(Metrics::new()),
-        shutdown,
-    )
-    .await?;
+    let task = serve(listener, controller, options, metrics.clone(), shutdown).await?;
     Ok(Hook {
         port,
         dir,
         ca,
+        metrics,
         task,
     })
 }
@@ -307,7 +320,7 @@ async fn slow_headers_and_bodies_are_cut_off() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_in_flight_reviews_and_refuses_new_connections() -> TestResult {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let hook = start(Duration::from_millis(800), HttpLimits::default(), async {
+    let hook = start(Duration::from_millis(1500), HttpLimits::default(), async {
         let _ = stopped.await;
     })
     .await?;
@@ -333,8 +346,20 @@ async fn shutdown_drains_in_flight_reviews_and_refuses_new_connections() -> Test
             })
         })
         .collect();
-    // The reviews are in flight (each lookup takes 800 ms) when shutdown is asked.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The reviews are in flight (each lookup takes 1.5 s) when shutdown is asked: waiting for
+    // the server to count them, not a fixed time, so that a loaded machine's slow TLS handshakes
+    // do not leave a connection without its request when the drain closes the others.
+    for _ in 0..140 {
+        if hook.metrics.in_flight() == 16 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        hook.metrics.in_flight(),
+        16,
+        "the reviews were not all in flight"
+    );
     let _ = stop.send(());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
@@ -348,6 +373,106 @@ async fn shutdown_drains_in_flight_reviews_and_refuses_new_connections() -> Test
     }
     // The server ends once drained.
     tokio::time::timeout(Duration::from_secs(5), hook.task).await???;
+    Ok(())
+}
+
+/// With a shutdown delay: after the first stop request `/readyz` answers 503 while `/healthz`
+/// stays ok and a new connection is still accepted and its review answered; a second request
+/// skips the rest of the (long) delay: new connections are refused, and the server ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delay_serves_on_not_ready_until_a_second_stop_request() -> TestResult {
+    let (stop, stops) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let hook = start_with(
+        Duration::ZERO,
+        HttpLimits::default(),
+        Duration::from_secs(60),
+        futures_util::stream::unfold(
+            stops,
+            |mut rx| async move { rx.recv().await.map(|()| ((), rx)) },
+        ),
+    )
+    .await?;
+    let pem = std::fs::read(&hook.ca)?;
+    // No pooling: each request opens a new connection.
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
+        .resolve("localhost", ([127, 0, 0, 1], hook.port).into())
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let status = |path: &'static str| {
+        let request = client.get(url(&hook, path)).send();
+        async move { request.await.map(|r| r.status().as_u16()) }
+    };
+    assert_eq!(status("/readyz").await?, 200);
+    stop.send(())?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        status("/readyz").await?,
+        503,
+        "not ready once asked to stop"
+    );
+    assert_eq!(
+        status("/healthz").await?,
+        200,
+        "still live during the delay"
+    );
+    let answer = client
+        .post(url(&hook, "/validate"))
+        .header("content-type", "application/json")
+        .body(review()?)
+        .send()
+        .await?;
+    assert_eq!(answer.status().as_u16(), 200);
+    assert!(answer.text().await?.contains("\"allowed\":true"));
+    stop.send(())?;
+    tokio::time::timeout(Duration::from_secs(5), hook.task).await???;
+    assert!(
+        TcpStream::connect(("127.0.0.1", hook.port)).await.is_err(),
+        "a new connection was accepted after the drain"
+    );
+    Ok(())
+}
+
+/// Idle kept-alive connections are closed when the drain begins, not left to time out: an
+/// HTTP/1.1 connection is closed, an HTTP/2 one gets a GOAWAY and ends; the server ends at once
+/// although a client holds each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_closes_idle_keep_alive_connections() -> TestResult {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let hook = start(Duration::ZERO, HttpLimits::default(), async {
+        let _ = stopped.await;
+    })
+    .await?;
+    let pem = std::fs::read(&hook.ca)?;
+    let http1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
+        .resolve("localhost", ([127, 0, 0, 1], hook.port).into())
+        .http1_only()
+        .build()?;
+    // One answered request leaves the connection idle in the client's pool.
+    let answer = http1.get(url(&hook, "/healthz")).send().await?;
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(answer.version(), reqwest::Version::HTTP_11);
+    let (mut http2, connection) = h2::client::handshake(tls(&hook, &[b"h2"]).await?).await?;
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(url(&hook, "/healthz")).body(())?;
+    let (response, _) = http2.send_request(request, true)?;
+    assert_eq!(response.await?.status(), 200);
+
+    let began = Instant::now();
+    let _ = stop.send(());
+    // The grace is 5 s: an idle connection left open would hold the server that long.
+    tokio::time::timeout(Duration::from_secs(5), hook.task).await???;
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "the drain took {:?}: an idle connection was not closed",
+        began.elapsed()
+    );
+    // The HTTP/2 connection ended cleanly (GOAWAY), not by a reset.
+    tokio::time::timeout(Duration::from_secs(2), connection).await???;
+    drop(http1);
     Ok(())
 }
 

@@ -545,12 +545,13 @@ async fn certificate_rotation_while_the_api_server_calls_drops_nothing() -> Test
             tls_cert: cert_file.clone(),
             tls_key: key_file.clone(),
             reload_interval: Duration::from_millis(100),
+            shutdown_delay: Duration::ZERO,
             grace: Duration::from_secs(1),
             limits: Default::default(),
             decision_logs: None,
         },
         Arc::new(Metrics::new()),
-        std::future::pending(),
+        futures_util::stream::pending(),
     )
     .await?;
     let url = format!("https://{addr}/validate");

@@ -103,12 +103,13 @@ async fn start(
             tls_cert: dir.path().join("tls.crt"),
             tls_key: dir.path().join("tls.key"),
             reload_interval: Duration::from_millis(50),
+            shutdown_delay: Duration::ZERO,
             grace: Duration::from_secs(1),
             limits: Default::default(),
             decision_logs: None,
         },
         metrics.clone(),
-        std::future::pending(),
+        futures_util::stream::pending(),
     )
     .await?;
     let path = dir.path().to_path_buf();

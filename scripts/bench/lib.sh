@@ -66,5 +66,15 @@ bench_go_tool() {
     echo "$bin"
 }
 
+# bench_cert: a self-signed certificate for localhost and 127.0.0.1, $WORK/tls.crt and tls.key.
+bench_cert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+        -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+}
+
+# free_port: a TCP port free on 127.0.0.1 now.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # ratio A B: A / B to two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }

@@ -12,8 +12,9 @@ use helios_core::admission::server::{Metrics, ServerOptions, serve};
 use helios_core::admission::{AdmissionReview, FailurePolicy, Mode};
 use helios_core::{Error, Result};
 
-/// How long in-flight reviews may take to finish after SIGTERM: within the Pod's default
-/// termination grace period of 30 s.
+/// How long in-flight reviews may take to finish once the webhook stops accepting (after SIGTERM
+/// and the shutdown delay): with the manifests' 5 s delay, within the Pod's default termination
+/// grace period of 30 s.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings of the admission controller: a YAML file, overridden by flags and environment.
@@ -82,6 +83,29 @@ pub struct WebhookArgs {
     /// PEM private key.
     #[arg(long, env = "HELIOS_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// After SIGTERM, keep accepting and answering (with /readyz at 503) this long before
+    /// draining, e.g. 5s or 500ms (default 0, or the file's server.shutdown_delay_ms). A second
+    /// SIGTERM or Ctrl-C skips the rest.
+    #[arg(long, env = "HELIOS_SHUTDOWN_DELAY", value_name = "DURATION", value_parser = parse_delay)]
+    pub shutdown_delay: Option<Duration>,
+}
+
+/// A delay with its unit: `500ms`, `5s`, or `0`.
+fn parse_delay(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected e.g. 5s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "" if n == 0 => Ok(Duration::ZERO),
+        _ => Err(format!("{text:?}: give the unit, s or ms (e.g. 5s)")),
+    }
 }
 
 /// `helios review` flags.
@@ -171,6 +195,9 @@ impl WebhookArgs {
         if let Some(key) = &self.tls_key {
             config.tls.key = key.clone();
         }
+        if let Some(delay) = self.shutdown_delay {
+            config.server.shutdown_delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        }
         config.validate()
     }
 }
@@ -186,8 +213,8 @@ fn init_logging() {
         .try_init();
 }
 
-/// Runs the webhook until SIGTERM / Ctrl-C, then drains in-flight reviews (up to
-/// [`SHUTDOWN_GRACE`]).
+/// Runs the webhook until SIGTERM / Ctrl-C: not ready at once, serving on for the shutdown delay
+/// (a second signal skips the rest), then drains in-flight reviews (up to [`SHUTDOWN_GRACE`]).
 pub async fn run_webhook(args: WebhookArgs) -> Result<u8> {
     init_logging();
     let config = args.config()?;
@@ -205,11 +232,12 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<u8> {
         tls_cert: config.tls.cert.clone(),
         tls_key: config.tls.key.clone(),
         reload_interval: Duration::from_millis(config.tls.reload_interval_ms),
+        shutdown_delay: config.server.shutdown_delay(),
         grace: SHUTDOWN_GRACE,
         limits: Default::default(),
         decision_logs: Some(config.decision_logs.clone()),
     };
-    let task = serve(listener, controller, options, metrics, shutdown_signal()).await?;
+    let task = serve(listener, controller, options, metrics, stop_signals()).await?;
     match task.await {
         Ok(result) => result?,
         Err(e) => {
@@ -219,25 +247,38 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Completes on SIGTERM (what Kubernetes sends a terminating Pod) or Ctrl-C.
-async fn shutdown_signal() {
+/// One item per SIGTERM (what Kubernetes sends a terminating Pod) or Ctrl-C.
+fn stop_signals() -> impl futures_util::Stream<Item = ()> + Send + 'static {
+    futures_util::stream::unfold(Signals::new(), |mut signals| async move {
+        signals.next().await;
+        Some(((), signals))
+    })
+}
+
+/// SIGTERM and Ctrl-C.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Completes at the next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(term) = &mut self.term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -253,4 +294,19 @@ pub async fn run_review(args: ReviewArgs) -> Result<u8> {
     let (response, _outcome) = controller.review(review).await?;
     println!("{}", super::to_json(&response));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_delays_take_a_unit_but_zero() {
+        assert_eq!(parse_delay("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_delay("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_delay("0"), Ok(Duration::ZERO));
+        assert!(parse_delay("5").is_err_and(|e| e.contains("unit")));
+        assert!(parse_delay("5m").is_err());
+        assert!(parse_delay("-1s").is_err());
+    }
 }

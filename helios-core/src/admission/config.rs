@@ -3,6 +3,8 @@
 //! ```yaml
 //! listen: 0.0.0.0:8443
 //! tls: {cert: /etc/helios/tls/tls.crt, key: /etc/helios/tls/tls.key}
+//! server:
+//!   shutdown_delay_ms: 5000                      # after SIGTERM: /readyz 503, serve on 5 s
 //! policy: {paths: [/etc/helios/policy]}          # or {opa_url: https://opa:8181}
 //! scans: {dir: /var/lib/helios/scans}            # or {lacework: true}: credentials from env
 //! admission:
@@ -52,6 +54,8 @@ pub struct WebhookConfig {
     pub listen: SocketAddr,
     /// Serving certificate.
     pub tls: TlsConfig,
+    /// How the HTTPS server stops.
+    pub server: ServerConfig,
     /// Which policy decides.
     pub policy: EvaluatorOptions,
     /// Where scans come from.
@@ -75,6 +79,7 @@ impl Default for WebhookConfig {
         WebhookConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             tls: TlsConfig::default(),
+            server: ServerConfig::default(),
             policy: EvaluatorOptions::default(),
             scans: ScanConfig::default(),
             admission: ControllerConfig::default(),
@@ -106,6 +111,24 @@ impl Default for TlsConfig {
             key: "/etc/helios/tls/tls.key".into(),
             reload_interval_ms: 10_000,
         }
+    }
+}
+
+/// How the HTTPS server stops (see [`crate::admission::server::serve`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// After SIGTERM, how long the webhook keeps accepting connections and answering reviews,
+    /// with `/readyz` at 503, before it stops accepting and drains, in milliseconds (default 0:
+    /// stop accepting at once). In Kubernetes the endpoint of a terminating Pod is removed
+    /// asynchronously, so connections keep arriving for a moment; the manifests set 5000.
+    pub shutdown_delay_ms: u64,
+}
+
+impl ServerConfig {
+    /// [`ServerConfig::shutdown_delay_ms`] as a duration.
+    pub fn shutdown_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.shutdown_delay_ms)
     }
 }
 
@@ -256,6 +279,22 @@ mod tests {
         assert!(cfg.scans.allow_outside_symlinks);
         let err = WebhookConfig::from_yaml("admission:\n  limits:\n    max_images: 0\n").err();
         assert!(err.is_some_and(|e| e.to_string().contains("max_images")));
+        Ok(())
+    }
+
+    #[test]
+    fn the_shutdown_delay_defaults_to_zero_and_is_read_in_milliseconds() -> Result<()> {
+        assert_eq!(
+            WebhookConfig::default().server.shutdown_delay(),
+            std::time::Duration::ZERO
+        );
+        let cfg = WebhookConfig::from_yaml("server:\n  shutdown_delay_ms: 5000\n")?;
+        assert_eq!(
+            cfg.server.shutdown_delay(),
+            std::time::Duration::from_secs(5)
+        );
+        let err = WebhookConfig::from_yaml("server:\n  shutdown_delay: 5s\n").err();
+        assert!(err.is_some_and(|e| e.to_string().contains("shutdown_delay")));
         Ok(())
     }
 

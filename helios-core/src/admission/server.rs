@@ -6,15 +6,22 @@
 //! `GET /metrics` (Prometheus text format).
 //!
 //! The server takes parts already built (a controller, certificate files, a bound listener, a
-//! shutdown future); it neither reads the configuration file nor handles signals, so a program
-//! can embed the webhook: mount [`router`] in its own axum app, or [`serve`] it over TLS.
+//! stream of stop requests); it neither reads the configuration file nor handles signals, so a
+//! program can embed the webhook: mount [`router`] in its own axum app, or [`serve`] it over TLS.
+//!
+//! Stopping (see [`serve`]): at the first stop request `/readyz` answers 503 while the server
+//! keeps accepting and answering for [`ServerOptions::shutdown_delay`] (the time a load balancer
+//! or Kubernetes' endpoints take to stop sending it connections); then it closes its listener,
+//! tells kept-alive clients to go away (HTTP/2 `GOAWAY`; HTTP/1.1 idle connections closed, busy
+//! ones answered with `Connection: close`) and lets in-flight reviews finish within
+//! [`ServerOptions::grace`].
 
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, BodyDataStream, Bytes};
@@ -27,11 +34,12 @@ use axum::routing::{get, post};
 use axum_server::Handle;
 use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::{Stream, StreamExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -61,8 +69,13 @@ pub struct ServerOptions {
     pub tls_key: PathBuf,
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
-    /// Once shutdown is asked, how long in-flight reviews may take to finish before their
-    /// connections are closed.
+    /// After the first stop request, how long the server keeps accepting connections and
+    /// answering reviews (with `/readyz` at 503) before it stops accepting: the time the
+    /// endpoints of a terminating Pod take to stop receiving connections. Zero stops accepting
+    /// at once.
+    pub shutdown_delay: Duration,
+    /// Once the server stops accepting, how long in-flight reviews may take to finish before
+    /// their connections are closed.
     pub grace: Duration,
     /// Timeouts and connection limits against slow or idle clients.
     pub limits: HttpLimits,
@@ -73,12 +86,13 @@ pub struct ServerOptions {
 
 impl ServerOptions {
     /// Options for the certificate files `tls_cert` and `tls_key`: checked for changes every
-    /// 10 s, a 10 s grace period, the default [`HttpLimits`], no decision logs.
+    /// 10 s, no shutdown delay, a 10 s grace period, the default [`HttpLimits`], no decision logs.
     pub fn new(tls_cert: impl Into<PathBuf>, tls_key: impl Into<PathBuf>) -> Self {
         ServerOptions {
             tls_cert: tls_cert.into(),
             tls_key: tls_key.into(),
             reload_interval: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
             grace: Duration::from_secs(10),
             limits: HttpLimits::default(),
             decision_logs: None,
@@ -142,6 +156,7 @@ pub struct Metrics {
     reviews: Family<ReviewLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     latency: Histogram,
+    in_flight: Gauge,
     decision_logs: Family<DecisionLogLabels, Counter>,
     /// The background audit's `helios_audit_*` gauges, served on the same endpoint.
     #[cfg(feature = "audit")]
@@ -163,7 +178,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers the metrics: `helios_admission_reviews_total{decision,mode}`,
     /// `helios_admission_backend_errors_total{kind}` (scan, policy, deadline, limit, invalid_review)
-    /// `helios_admission_review_duration_seconds` and
+    /// `helios_admission_review_duration_seconds`, `helios_admission_in_flight_reviews` and
     /// `helios_admission_decision_logs_total{outcome}` (sent, dropped, failed).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("helios_admission");
@@ -187,6 +202,12 @@ impl Metrics {
             "review_duration_seconds",
             "Time to answer one admission review",
             latency.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "in_flight_reviews",
+            "Reviews (and /mutate requests) being answered now",
+            in_flight.clone(),
         );
         let decision_logs = Family::<DecisionLogLabels, Counter>::default();
         registry.register(
@@ -223,6 +244,7 @@ impl Metrics {
             reviews,
             errors,
             latency,
+            in_flight,
             decision_logs,
             #[cfg(feature = "audit")]
             audit: Arc::default(),
@@ -256,6 +278,17 @@ impl Metrics {
         self.latency.observe(outcome.duration.as_secs_f64());
     }
 
+    /// Reviews being answered now.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.get().max(0).unsigned_abs()
+    }
+
+    /// Counts one review in flight until the returned guard is dropped.
+    fn start_review(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
     fn record_invalid(&self) {
         self.errors
             .get_or_create(&ErrorLabels {
@@ -287,6 +320,16 @@ impl Metrics {
     #[cfg(feature = "audit")]
     pub fn audit(&self) -> &Arc<crate::audit::AuditMetrics> {
         &self.audit
+    }
+}
+
+/// One review in flight (see [`Metrics::in_flight`]), counted until dropped: answered, or its
+/// connection closed.
+struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -430,6 +473,7 @@ async fn read_body(state: &AppState, body: Body) -> std::result::Result<Bytes, R
 }
 
 async fn validate(State(state): State<AppState>, body: Body) -> Response {
+    let _in_flight = state.metrics.start_review();
     let body = match read_body(&state, body).await {
         Ok(body) => body,
         Err(answer) => return answer,
@@ -452,6 +496,7 @@ async fn validate(State(state): State<AppState>, body: Body) -> Response {
 
 /// The opt-in digest-pinning endpoint (see [`crate::admission::mutate`]).
 async fn mutate(State(state): State<AppState>, body: Body) -> Response {
+    let _in_flight = state.metrics.start_review();
     let body = match read_body(&state, body).await {
         Ok(body) => body,
         Err(answer) => return answer,
@@ -486,8 +531,16 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 }
 
 /// Serves the webhook over HTTPS on `listener` (bound by the caller: port 0 picks a free port,
-/// read it with [`TcpListener::local_addr`]) until `shutdown` completes, then stops accepting
-/// connections and lets in-flight reviews finish for up to [`ServerOptions::grace`].
+/// read it with [`TcpListener::local_addr`]) until asked to stop.
+///
+/// `shutdown` yields a stop request each time the server is asked to stop (in `helios webhook`,
+/// each SIGTERM or Ctrl-C; a single future becomes a stream with
+/// [`futures_util::stream::once`]). At the first, `/readyz` answers 503 (`/healthz` stays ok) and
+/// the server keeps accepting connections and answering for [`ServerOptions::shutdown_delay`];
+/// a second request skips the rest of the delay. Then it stops accepting connections, tells
+/// kept-alive clients to go away (HTTP/2 `GOAWAY`; idle HTTP/1.1 connections are closed, busy
+/// ones close after their answer, sent with `Connection: close`) and lets in-flight reviews
+/// finish for up to [`ServerOptions::grace`]. Each phase is logged.
 ///
 /// Returns once the certificate is loaded and the server accepts connections (`/readyz` then
 /// answers ok), with the task that serves; it ends when the drain is over. Fails when the
@@ -497,7 +550,7 @@ pub async fn serve(
     controller: AdmissionController,
     options: ServerOptions,
     metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Stream<Item = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<Result<()>>> {
     let listen = listener
         .local_addr()
@@ -513,7 +566,7 @@ pub async fn serve(
     };
     let app = routes(AppState {
         controller,
-        metrics,
+        metrics: metrics.clone(),
         ready: ready.clone(),
         body_timeout: limits.body_read_timeout,
         decisions,
@@ -539,17 +592,32 @@ pub async fn serve(
         .keep_alive_interval(limits.keep_alive_interval)
         .keep_alive_timeout(limits.keep_alive_interval);
     let grace = options.grace;
+    let delay = options.shutdown_delay;
     let watcher = tokio::spawn(watch_certificates(tls, options));
-    let stop = handle.clone();
-    let stopper = tokio::spawn(async move {
-        shutdown.await;
-        tracing::info!(target: "helios::admission", "shutting down");
-        stop.graceful_shutdown(Some(grace));
-    });
+    // When the drain began (the listener closed): the exit log reports how long it took.
+    let drain_began = Arc::new(OnceLock::new());
+    let stopper = tokio::spawn(stop_on_request(
+        shutdown,
+        StopPlan {
+            handle: handle.clone(),
+            ready: ready.clone(),
+            metrics: metrics.clone(),
+            delay,
+            grace,
+            drain_began: drain_began.clone(),
+        },
+    ));
+    let stopped = handle.clone();
     let task = tokio::spawn(async move {
         let served = server.serve(app.into_make_service()).await;
         watcher.abort();
         stopper.abort();
+        if let Some(began) = drain_began.get() {
+            let took: Duration = began.elapsed();
+            // Past the grace the server closed the connections with reviews still in flight.
+            let cut = took >= grace;
+            tracing::info!(target: "helios::admission", drained_ms = took.as_millis() as u64, grace_expired = cut, in_flight = metrics.in_flight(), connections = stopped.connection_count(), "webhook stopped");
+        }
         // Every connection (and its logger) is gone: the writer sends what is queued, and ends.
         if let Some(writer) = log_writer {
             let _ = tokio::time::timeout(grace.max(Duration::from_secs(1)), writer).await;
@@ -565,6 +633,39 @@ pub async fn serve(
     ready.store(true, Ordering::Relaxed);
     tracing::info!(target: "helios::admission", %addr, "webhook listening");
     Ok(task)
+}
+
+/// What [`stop_on_request`] acts on.
+struct StopPlan {
+    handle: Handle<SocketAddr>,
+    ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    delay: Duration,
+    grace: Duration,
+    drain_began: Arc<OnceLock<Instant>>,
+}
+
+/// The shutdown sequence of [`serve`]: not ready at the first stop request, serving on for the
+/// delay (cut short by a second request), then the graceful shutdown. A stream that ends
+/// without a request never stops the server.
+async fn stop_on_request(shutdown: impl Stream<Item = ()> + Send, plan: StopPlan) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    if shutdown.next().await.is_none() {
+        return;
+    }
+    plan.ready.store(false, Ordering::Relaxed);
+    tracing::info!(target: "helios::admission", delay_ms = plan.delay.as_millis() as u64, in_flight = plan.metrics.in_flight(), connections = plan.handle.connection_count(), "shutdown requested: /readyz answers 503; serving on for the shutdown delay");
+    if !plan.delay.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(plan.delay) => {}
+            Some(()) = shutdown.next() => {
+                tracing::info!(target: "helios::admission", "second stop request: the rest of the shutdown delay skipped");
+            }
+        }
+    }
+    let _ = plan.drain_began.set(Instant::now());
+    tracing::info!(target: "helios::admission", grace_ms = plan.grace.as_millis() as u64, in_flight = plan.metrics.in_flight(), connections = plan.handle.connection_count(), "draining: new connections refused, kept-alive clients told to go away");
+    plan.handle.graceful_shutdown(Some(plan.grace));
 }
 
 fn unavailable(listen: impl std::fmt::Display, reason: impl ToString) -> Error {

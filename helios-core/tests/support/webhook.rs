@@ -46,12 +46,13 @@ pub async fn serve_tls(
             tls_cert: cert_file.clone(),
             tls_key: key_file.clone(),
             reload_interval: reload,
+            shutdown_delay: Duration::ZERO,
             grace: Duration::from_secs(1),
             limits: Default::default(),
             decision_logs: None,
         },
         metrics.clone(),
-        std::future::pending(),
+        futures_util::stream::pending(),
     )
     .await?;
     Ok(TlsWebhook {
