@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::image::ImageRef;
 use crate::scan::shared::SharedTier;
-use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
+use crate::scan::{CacheSize, Lookup, ScanReport, ScanSource, ScanStatus};
 
 /// Default lifetime of a cached completed scan: 10 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
@@ -187,9 +187,11 @@ fn shared_key((image, dry_run): &Key) -> String {
     format!("{}:{image}", if *dry_run { "dry" } else { "real" })
 }
 
-/// Drops expired entries, then (if still full) those expiring first, skipping slots whose
-/// upstream call is running.
+/// Drops expired entries, then (if still above `max` less an eighth) those expiring first,
+/// skipping slots whose upstream call is running. Freeing an eighth at once means a full cache
+/// of distinct images scans and sorts its slots once per `max / 8` inserts, not on every one.
 fn evict(slots: &mut HashMap<Key, Arc<Slot>>, max: usize) {
+    let keep = max - (max / 8).max(1);
     let now = Instant::now();
     let mut expiry: Vec<(Option<Instant>, Key)> = slots
         .iter()
@@ -201,7 +203,7 @@ fn evict(slots: &mut HashMap<Key, Arc<Slot>>, max: usize) {
     expiry.sort();
     for (at, key) in expiry {
         let expired = at.is_some_and(|e| e <= now);
-        if slots.len() < max && !expired {
+        if slots.len() <= keep && !expired {
             break;
         }
         // A slot never filled (`None`) belongs to a caller about to fill it: keep it.
@@ -236,6 +238,13 @@ impl<S: ScanSource> ScanSource for CachedSource<S> {
                 }),
             None => self.lookup(image, lookup).await,
         }
+    }
+
+    fn cache_size(&self) -> Option<CacheSize> {
+        Some(CacheSize {
+            entries: self.len(),
+            max_entries: self.max_entries,
+        })
     }
 }
 
@@ -317,6 +326,21 @@ mod tests {
             cache.scan(&image, Lookup::default()).await?;
         }
         assert!(cache.len() <= 3, "{}", cache.len());
+        assert_eq!(
+            cache.cache_size(),
+            Some(CacheSize {
+                entries: cache.len(),
+                max_entries: 3
+            })
+        );
+        // A full cache frees an eighth of its bound at once, and never goes past the bound.
+        let cache = CachedSource::new(counting(ScanStatus::Completed, 0)).max_entries(80);
+        for i in 0..200 {
+            let image = ImageRef::parse(&format!("r.example/a:{i}"))?;
+            cache.scan(&image, Lookup::default()).await?;
+            assert!(cache.len() <= 80, "{}", cache.len());
+        }
+        assert!((70..=80).contains(&cache.len()), "{}", cache.len());
         Ok(())
     }
 
