@@ -56,12 +56,22 @@ enum PolicyCommand {
 /// Exit code when Helios could not decide.
 const EXIT_ERROR: u8 = 2;
 
+/// Threads of tokio's blocking pool: the evaluation pool's (one per core, runaways included,
+/// see `EmbeddedBuilder::max_concurrent`) plus a few for standard output (decision logs), file
+/// reads and DNS. Tokio's default of 512 let a loaded webhook start a thread whenever none was
+/// idle at that instant (26 threads under the soak on 2 cores), each with a heap of its own in
+/// mimalloc that kept pages: RSS grew with the thread count (docs/reliability.md, "Soak").
+fn max_blocking_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from) + 4
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Multi-threaded: the webhook answers reviews on every core, and policy evaluation runs on
     // the blocking pool beside them.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(max_blocking_threads())
         .build()
     {
         Ok(rt) => rt,
