@@ -60,13 +60,16 @@ review_file = sys.argv[-1]
 header = {"Content-Type": ["application/json"]}
 out = sys.stdout
 if kind == "summaries":
-    # The emulator's image summaries of the distinct digests: scanned, no findings.
+    # The emulator's image summaries of the distinct digests (scanned, no findings), as JSON
+    # arrays of 1,000, one a line (the admin API takes bodies up to 2 MB).
     counts = {f"vulnCount{s}{f}": 0 for s in ("Critical", "High", "Medium", "Low", "Info")
               for f in ("", "Fixable")}
-    json.dump([{"digest": f"sha256:{i:064x}", "imageId": f"sha256:{i + (1 << 200):064x}",
-                "registry": "registry.example.com", "repository": "soak/app", "tag": "1",
-                "scanStatus": "Success", "containerCount": 1, **counts}
-               for i in range(first, first + count)], out)
+    for start in range(first, first + count, 1000):
+        json.dump([{"digest": f"sha256:{i:064x}", "imageId": f"sha256:{i + (1 << 200):064x}",
+                    "registry": "registry.example.com", "repository": "soak/app", "tag": "1",
+                    "scanStatus": "Success", "containerCount": 1, **counts}
+                   for i in range(start, min(start + 1000, first + count))], out)
+        out.write("\n")
 elif kind == "same":
     body = base64.b64encode(open(review_file, "rb").read()).decode()
     line = json.dumps({"method": "POST", "url": url, "header": header, "body": body}) + "\n"
@@ -187,9 +190,11 @@ kill "$pid"
 PIDS+=($!)
 for _ in $(seq 100); do [[ -s "$WORK/emulator.json" ]] && break; sleep 0.1; done
 emu_url="$(jq -r .url "$WORK/emulator.json")"
-targets summaries "$((WARMUP + DIGESTS))" - 0 >"$WORK/summaries.json"
-curl -sf -o /dev/null -H 'Content-Type: application/json' --data-binary "@$WORK/summaries.json" \
-    "$emu_url/__admin/summaries"
+targets summaries "$((WARMUP + DIGESTS))" - 0 |
+    while IFS= read -r chunk; do
+        printf '%s' "$chunk" | curl -sSf -o /dev/null -H 'Content-Type: application/json' \
+            --data-binary @- "$emu_url/__admin/summaries"
+    done
 # One summary search per digest and a token now and then: four requests per review is ample.
 budget="$((4 * (WARMUP + DIGESTS) + 1000))"
 port="$(free_port)"

@@ -59,8 +59,8 @@ const EXIT_ERROR: u8 = 2;
 /// Threads of tokio's blocking pool: the evaluation pool's (one per core, runaways included,
 /// see `EmbeddedBuilder::max_concurrent`) plus a few for standard output (decision logs), file
 /// reads and DNS. Tokio's default of 512 let a loaded webhook start a thread whenever none was
-/// idle at that instant (26 threads under the soak on 2 cores), each with a heap of its own in
-/// mimalloc that kept pages: RSS grew with the thread count (docs/reliability.md, "Soak").
+/// idle at that instant: 26 threads (25 mimalloc thread heaps) under the soak on 2 cores, 9 with
+/// this bound (docs/reliability.md, "Soak"; the heap committed about the same either way).
 fn max_blocking_threads() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from) + 4
 }
