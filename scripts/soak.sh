@@ -17,7 +17,9 @@
 #      summaries seeded through its admin API), so every review misses the scan cache, costs one
 #      Lacework request and leaves a completed scan in the cache (10 minutes): the cache reaches
 #      its bound (10,000 entries) and evicts. Helios's own Lacework budget is raised for the run
-#      (`--lacework-requests-per-hour`, default 480) so that it does not refuse lookups.
+#      (`--lacework-requests-per-hour`, default 480) so that it does not refuse lookups, and the
+#      review deadline to 10 s (the emulator searches its summaries one by one: on a loaded
+#      machine lookups passed the default 2.5 s and reviews failed closed without caching).
 #
 # Each run prints its status codes, errors, throughput and latencies, the RSS curve (after the
 # warm-up, at 25/50/75/100 % of the run's samples, the peak, growth in %), the peak thread count
@@ -201,7 +203,7 @@ port="$(free_port)"
 LW_ACCOUNT="$emu_url" LW_API_KEY="$(jq -r .key_id "$WORK/emulator.json")" \
     LW_API_SECRET="$(jq -r .secret "$WORK/emulator.json")" \
     "$helios" webhook --listen "127.0.0.1:$port" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
-    --lacework --lacework-requests-per-hour "$budget" --no-resolve --mode enforce \
+    --lacework --lacework-requests-per-hour "$budget" --deadline-ms 10000 --no-resolve --mode enforce \
     >"$WORK/distinct.decisions" 2>"$WORK/distinct.log" &
 pid=$!
 PIDS+=("$pid")
