@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # Soak of the HTTPS webhook (issue 11): a load script, never run in CI.
 #
-#   scripts/soak.sh [REVIEWS] [DIGESTS] [CONCURRENCY]     # defaults 100000 20000 64
+#   scripts/soak.sh [REVIEWS] [DIGESTS] [CONCURRENCY] [WARMUP]    # defaults 100000 20000 64 2000
 #
 # Two runs of `helios webhook` (release build), each sampled once a second for its resident set
-# (VmRSS), driven by vegeta (scripts/bench/lib.sh builds it) at CONCURRENCY connections, each
+# (VmRSS), its thread count and its scan cache gauge (`helios_scan_cache_entries`), driven by vegeta (scripts/bench/lib.sh builds it) at CONCURRENCY connections, each
 # with one review in flight, as fast as answered; the targets are streamed (`-lazy`), so each
 # run sends exactly its count:
 #
 #   1. cached scans: REVIEWS copies of one Deployment review (3 images, 355 findings; the
 #      fixtures of scripts/bench/gen.py) with scans from a directory (`--scan-dir`), after a
-#      warm-up of 2,000 reviews;
-#   2. through the cache: DIGESTS reviews of a Pod whose image has a new digest each time,
-#      scans from the Lacework emulator binary (`--lacework`), so every review misses the scan
-#      cache (bounded at 10,000 entries) and its entries churn.
+#      warm-up of WARMUP reviews;
+#   2. through the cache: DIGESTS reviews of a Pod whose image has a new digest each time (after
+#      WARMUP reviews of digests of their own), scans from the Lacework emulator binary
+#      (`--lacework`), which knows every one of those digests as scanned without findings (image
+#      summaries seeded through its admin API), so every review misses the scan cache, costs one
+#      Lacework request and leaves a completed scan in the cache (10 minutes): the cache reaches
+#      its bound (10,000 entries) and evicts. Helios's own Lacework budget is raised for the run
+#      (`--lacework-requests-per-hour`, default 480) so that it does not refuse lookups, and the
+#      review deadline to 10 s (the emulator searches its summaries one by one: on a loaded
+#      machine lookups passed the default 2.5 s and reviews failed closed without caching).
 #
-# Each run prints its status codes, errors, throughput and latencies, and the RSS after the
-# warm-up, at its peak and at the end (growth in %). Decision logs are on (the default: one JSON
+# Each run prints its status codes, errors, throughput and latencies, the RSS curve (after the
+# warm-up, at 25/50/75/100 % of the run's samples, the peak, growth in %), the peak thread count
+# and the scan cache's peak size against its bound. Decision logs are on (the default: one JSON
 # line per review on stdout, into a file here) and counted.
 #
 # Environment: HELIOS_BIN (a prebuilt helios), HELIOS_EMULATOR_BIN (a prebuilt
@@ -27,7 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 REVIEWS="${1:-100000}"
 DIGESTS="${2:-20000}"
 CONCURRENCY="${3:-64}"
-WARMUP=2000
+WARMUP="${4:-2000}"
 
 
 helios="$(bench_helios)"
@@ -51,7 +58,18 @@ first = int(sys.argv[4]) if len(sys.argv) > 5 else 0
 review_file = sys.argv[-1]
 header = {"Content-Type": ["application/json"]}
 out = sys.stdout
-if kind == "same":
+if kind == "summaries":
+    # The emulator's image summaries of the distinct digests (scanned, no findings), as JSON
+    # arrays of 1,000, one a line (the admin API takes bodies up to 2 MB).
+    counts = {f"vulnCount{s}{f}": 0 for s in ("Critical", "High", "Medium", "Low", "Info")
+              for f in ("", "Fixable")}
+    for start in range(first, first + count, 1000):
+        json.dump([{"digest": f"sha256:{i:064x}", "imageId": f"sha256:{i + (1 << 200):064x}",
+                    "registry": "registry.example.com", "repository": "soak/app", "tag": "1",
+                    "scanStatus": "Success", "containerCount": 1, **counts}
+                   for i in range(start, min(start + 1000, first + count))], out)
+        out.write("\n")
+elif kind == "same":
     body = base64.b64encode(open(review_file, "rb").read()).decode()
     line = json.dumps({"method": "POST", "url": url, "header": header, "body": body}) + "\n"
     for _ in range(count):
@@ -84,11 +102,19 @@ attack() {
 }
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+threads() { awk '/^Threads/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# sample PID FILE: VmRSS (kB) of PID once a second into FILE, until PID ends.
+# cache_gauge PORT NAME: a `helios_scan_cache_NAME` gauge of the webhook on PORT.
+cache_gauge() {
+    curl -sk --max-time 2 "https://127.0.0.1:$1/metrics" |
+        awk -v m="helios_scan_cache_$2" '$1 == m { print $2 }'
+}
+
+# sample PID PORT FILE: once a second until PID ends, a line into FILE: the time, VmRSS (kB),
+# threads and the scan cache's entries of the webhook PID listening on PORT.
 sample() {
     while kill -0 "$1" 2>/dev/null; do
-        echo "$(date +%s) $(rss_kb "$1")" >>"$2"
+        echo "$(date +%s) $(rss_kb "$1") $(threads "$1") $(cache_gauge "$2" entries)" >>"$3"
         sleep 1
     done
 }
@@ -111,9 +137,9 @@ wait_ready() {
     exit 1
 }
 
-# summary NAME REPORT RSS_FILE BASELINE_KB PID COUNT
+# summary NAME REPORT RSS_FILE BASELINE_KB PID COUNT PORT
 summary() {
-    local name="$1" report="$2" rss="$3" base="$4" pid="$5" count="$6"
+    local name="$1" report="$2" rss="$3" base="$4" pid="$5" count="$6" port="$7"
     local peak end
     peak="$(awk -v b="$base" 'BEGIN { m = b } $2 > m { m = $2 } END { print m }' "$rss")"
     end="$(rss_kb "$pid")"
@@ -123,6 +149,19 @@ summary() {
     jq -r --argjson n "$count" '"reviews \($n), answered 200: \(.status_codes["200"] // 0), errors: \($n - (.status_codes["200"] // 0)) \([.errors[] | select(. != "no targets to attack")][:3] | tojson)",
            "throughput \(.throughput | floor) req/s, p50 \(.latencies["50th"] / 1e6) ms, p99 \(.latencies["99th"] / 1e6) ms, max \(.latencies.max / 1e6) ms"' <<<"$report"
     echo "RSS after warm-up $((base / 1024)) MiB, peak $((peak / 1024)) MiB, end $((end / 1024)) MiB; growth after warm-up: $(awk -v b="$base" -v e="$end" 'BEGIN { printf "%+.1f%%", (e - b) * 100 / b }') (peak $(awk -v b="$base" -v p="$peak" 'BEGIN { printf "%+.1f%%", (p - b) * 100 / b }')); $(wc -l <"$rss") samples"
+    # The curve: the sample at each quarter of the run (by sample count), against the warm-up.
+    awk -v b="$base" '{ rss[NR] = $2; th = $3 > th ? $3 : th }
+        END {
+            printf "RSS curve (MiB): warm-up end %.1f", b / 1024
+            for (q = 1; q <= 4; q++) {
+                i = int(NR * q / 4 + 0.5); if (i < 1) i = 1
+                printf ", %d%% %.1f (%+.1f%%)", q * 25, rss[i] / 1024, (rss[i] - b) * 100 / b
+            }
+            printf "; threads peak %d\n", th
+        }' "$rss"
+    local bound
+    bound="$(cache_gauge "$port" max_entries)"
+    echo "scan cache: peak $(awk '$4 != "" && $4 > m { m = $4 } END { print m + 0 }' "$rss") entries, end $(cache_gauge "$port" entries) (bound ${bound:-?})"
 }
 
 echo "soak: $REVIEWS cached reviews and $DIGESTS distinct digests at concurrency $CONCURRENCY, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -138,10 +177,10 @@ wait_ready "$port" cached
 url="https://127.0.0.1:$port/validate"
 attack "$url" same "$WARMUP" >/dev/null
 base="$(rss_kb "$pid")"
-sample "$pid" "$WORK/cached.rss" &
+sample "$pid" "$port" "$WORK/cached.rss" &
 PIDS+=($!)
 report="$(attack "$url" same "$REVIEWS")"
-summary "1. $REVIEWS reviews, cached scans (scan dir)" "$report" "$WORK/cached.rss" "$base" "$pid" "$REVIEWS"
+summary "1. $REVIEWS reviews, cached scans (scan dir)" "$report" "$WORK/cached.rss" "$base" "$pid" "$REVIEWS" "$port"
 decision_logs "$port" cached "$((WARMUP + REVIEWS))"
 kill "$pid"
 
@@ -150,11 +189,18 @@ kill "$pid"
 PIDS+=($!)
 for _ in $(seq 100); do [[ -s "$WORK/emulator.json" ]] && break; sleep 0.1; done
 emu_url="$(jq -r .url "$WORK/emulator.json")"
+targets summaries "$((WARMUP + DIGESTS))" - 0 |
+    while IFS= read -r chunk; do
+        printf '%s' "$chunk" | curl -sSf -o /dev/null -H 'Content-Type: application/json' \
+            --data-binary @- "$emu_url/__admin/summaries"
+    done
+# One summary search per digest and a token now and then: four requests per review is ample.
+budget="$((4 * (WARMUP + DIGESTS) + 1000))"
 port="$(free_port)"
 LW_ACCOUNT="$emu_url" LW_API_KEY="$(jq -r .key_id "$WORK/emulator.json")" \
     LW_API_SECRET="$(jq -r .secret "$WORK/emulator.json")" \
     "$helios" webhook --listen "127.0.0.1:$port" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
-    --lacework --no-resolve --mode enforce \
+    --lacework --lacework-requests-per-hour "$budget" --deadline-ms 10000 --no-resolve --mode enforce \
     >"$WORK/distinct.decisions" 2>"$WORK/distinct.log" &
 pid=$!
 PIDS+=("$pid")
@@ -163,10 +209,10 @@ url="https://127.0.0.1:$port/validate"
 # Warm-up: digests of their own, before the DIGESTS counted.
 attack "$url" distinct "$WARMUP" "$DIGESTS" >/dev/null
 base="$(rss_kb "$pid")"
-sample "$pid" "$WORK/distinct.rss" &
+sample "$pid" "$port" "$WORK/distinct.rss" &
 PIDS+=($!)
 report="$(attack "$url" distinct "$DIGESTS" 0)"
-summary "2. $DIGESTS distinct digests through the scan cache (Lacework emulator)" "$report" "$WORK/distinct.rss" "$base" "$pid" "$DIGESTS"
+summary "2. $DIGESTS distinct digests through the scan cache (Lacework emulator, budget $budget requests/hour)" "$report" "$WORK/distinct.rss" "$base" "$pid" "$DIGESTS" "$port"
 decision_logs "$port" distinct "$((WARMUP + DIGESTS))"
 echo "verdicts: $(jq -r .result.verdict "$WORK/distinct.decisions" | sort | uniq -c | tr '\n' ' ')"
 echo "Lacework emulator calls: $(curl -s "$emu_url/__admin/counters" | jq -c .)"

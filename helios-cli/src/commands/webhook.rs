@@ -52,6 +52,10 @@ pub struct AdmissionArgs {
     /// Read scans from Lacework (credentials from LW_ACCOUNT, LW_API_KEY, LW_API_SECRET).
     #[arg(long, env = "HELIOS_LACEWORK")]
     pub lacework: bool,
+    /// Helios's own Lacework request budget: at most this many API requests per hour (default
+    /// 480, Lacework's documented limit; with `cache.redis`, the fleet's limit).
+    #[arg(long, env = "HELIOS_LACEWORK_REQUESTS_PER_HOUR", value_name = "N")]
+    pub lacework_requests_per_hour: Option<u32>,
     /// Default mode: enforce, warn or audit.
     #[arg(long, env = "HELIOS_MODE", value_name = "MODE")]
     pub mode: Option<String>,
@@ -161,6 +165,9 @@ impl AdmissionArgs {
         if self.lacework {
             config.scans.lacework = true;
             config.scans.dir = None;
+        }
+        if let Some(n) = self.lacework_requests_per_hour {
+            config.scans.lacework_requests_per_hour = n;
         }
         if let Some(mode) = &self.mode {
             config.admission.mode = mode.parse::<Mode>()?;

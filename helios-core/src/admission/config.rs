@@ -7,6 +7,7 @@
 //!   shutdown_delay_ms: 5000                      # after SIGTERM: /readyz 503, serve on 5 s
 //! policy: {paths: [/etc/helios/policy]}          # or {opa_url: https://opa:8181}
 //! scans: {dir: /var/lib/helios/scans}            # or {lacework: true}: credentials from env
+//!                                                # lacework_requests_per_hour: 480 (own budget)
 //! admission:
 //!   mode: enforce                                # enforce | warn | audit
 //!   namespace_modes: {staging: warn}
@@ -43,7 +44,7 @@ use crate::admission::{AdmissionController, ControllerConfig};
 use crate::error::{Error, Result};
 use crate::policy::{EvaluatorOptions, PolicyEvaluator};
 use crate::registry::{RegistryConfig, Resolver};
-use crate::scan::lacework::{LaceworkClient, NoScan};
+use crate::scan::lacework::{ClientBuilder, DEFAULT_REQUESTS_PER_HOUR, NoScan};
 use crate::scan::{DirSource, ScanSource};
 
 /// The whole webhook configuration.
@@ -133,7 +134,7 @@ impl ServerConfig {
 }
 
 /// Where scans come from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScanConfig {
     /// A directory of scan files (one per image digest or name).
@@ -143,6 +144,22 @@ pub struct ScanConfig {
     /// Use Lacework, with credentials from the environment (`LW_ACCOUNT`, `LW_API_KEY`,
     /// `LW_API_SECRET`, from the Secret in `deploy/`).
     pub lacework: bool,
+    /// Helios's own request budget for Lacework: at most this many API requests per hour
+    /// (default [`DEFAULT_REQUESTS_PER_HOUR`], Lacework's documented limit of 480 per account).
+    /// With `cache.redis` it is the fleet-wide budget's limit too; the per-review and per-user
+    /// shares of `admission.limits` are shares of it.
+    pub lacework_requests_per_hour: u32,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            dir: None,
+            allow_outside_symlinks: false,
+            lacework: false,
+            lacework_requests_per_hour: DEFAULT_REQUESTS_PER_HOUR,
+        }
+    }
 }
 
 impl WebhookConfig {
@@ -191,6 +208,12 @@ impl WebhookConfig {
                 "registry: pin_digests needs resolve (a pin is the resolved digest)",
             ));
         }
+        if self.scans.lacework_requests_per_hour == 0 {
+            return Err(Error::invalid(
+                "webhook config",
+                "scans.lacework_requests_per_hour must be above 0",
+            ));
+        }
         if self.scans.dir.is_some() && self.scans.lacework {
             return Err(Error::invalid(
                 "webhook config",
@@ -211,7 +234,12 @@ impl WebhookConfig {
             ));
         }
         if self.scans.lacework {
-            let client = LaceworkClient::from_env()?;
+            let client = ClientBuilder::from_env()?
+                .request_budget(
+                    self.scans.lacework_requests_per_hour,
+                    std::time::Duration::from_secs(3600),
+                )
+                .build()?;
             return self.cache.scan_source(client, NoScan::RequestScan);
         }
         Err(Error::invalid(
@@ -295,6 +323,19 @@ mod tests {
         );
         let err = WebhookConfig::from_yaml("server:\n  shutdown_delay: 5s\n").err();
         assert!(err.is_some_and(|e| e.to_string().contains("shutdown_delay")));
+        Ok(())
+    }
+
+    #[test]
+    fn the_lacework_request_budget_is_configurable() -> Result<()> {
+        let cfg = WebhookConfig::from_yaml("scans: {lacework: true}\n")?;
+        assert_eq!(cfg.scans.lacework_requests_per_hour, 480);
+        let cfg = WebhookConfig::from_yaml(
+            "scans:\n  lacework: true\n  lacework_requests_per_hour: 100000\n",
+        )?;
+        assert_eq!(cfg.scans.lacework_requests_per_hour, 100_000);
+        let err = WebhookConfig::from_yaml("scans:\n  lacework_requests_per_hour: 0\n").err();
+        assert!(err.is_some_and(|e| e.to_string().contains("lacework_requests_per_hour")));
         Ok(())
     }
 

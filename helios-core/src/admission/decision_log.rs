@@ -37,6 +37,12 @@ use crate::policy::PolicyRef;
 /// How long one batch POST may take before it counts as failed.
 pub const SERVICE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Events the writer takes off the queue at once (one console write for all of them).
+const RECEIVE_AT_ONCE: usize = 256;
+
+/// Bytes of the console buffer kept between writes.
+const LINES_KEPT: usize = 64 * 1024;
+
 /// The `decision_logs:` section of the webhook configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -288,22 +294,35 @@ impl Writer {
             .map_or((1, 5000), |s| (s.batch_size, s.flush_interval_ms));
         let mut tick = tokio::time::interval(Duration::from_millis(interval));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut received = Vec::with_capacity(RECEIVE_AT_ONCE);
+        let mut lines = Vec::new();
         loop {
             tokio::select! {
-                event = events.recv() => {
-                    let Some(event) = event else { break };
-                    let Ok(value) = serde_json::to_value(&event) else { continue };
-                    if self.console {
-                        let mut line = value.to_string();
-                        line.push('\n');
-                        let _ = stdout.write_all(line.as_bytes()).await;
-                        let _ = stdout.flush().await;
+                n = events.recv_many(&mut received, RECEIVE_AT_ONCE) => {
+                    if n == 0 {
+                        break;
                     }
-                    if self.service.is_some() {
-                        batch.push(value);
-                        if batch.len() >= batch_size {
-                            self.flush(&mut batch).await;
+                    // Everything queued at once: one write (and one trip through tokio's
+                    // blocking pool) for all their console lines, so the writer keeps up with
+                    // the reviews and the queue stays short.
+                    for event in received.drain(..) {
+                        let Ok(value) = serde_json::to_value(&event) else { continue };
+                        if self.console && serde_json::to_writer(&mut lines, &value).is_ok() {
+                            lines.push(b'\n');
                         }
+                        if self.service.is_some() {
+                            batch.push(value);
+                            if batch.len() >= batch_size {
+                                self.flush(&mut batch).await;
+                            }
+                        }
+                    }
+                    if !lines.is_empty() {
+                        let _ = stdout.write_all(&lines).await;
+                        let _ = stdout.flush().await;
+                        lines.clear();
+                        // A burst's buffer is not kept for the next (lines are ~1 KiB each).
+                        lines.shrink_to(LINES_KEPT);
                     }
                 }
                 _ = tick.tick() => self.flush(&mut batch).await,

@@ -48,6 +48,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::admission::decision_log::{DecisionLogConfig, DecisionLogger};
 use crate::admission::{AdmissionController, Mode, ReviewOutcome, Verdict};
 use crate::error::{Error, Result};
+use crate::scan::CacheSize;
 
 /// Largest accepted request body. The API server's own request limit is 3 MiB, so a larger body
 /// is not a review; it is answered 413.
@@ -158,6 +159,11 @@ pub struct Metrics {
     latency: Histogram,
     in_flight: Gauge,
     decision_logs: Family<DecisionLogLabels, Counter>,
+    /// `helios_scan_cache_*`: the scan source's in-memory cache (its own registry, for the
+    /// prefix).
+    scan_cache: Registry,
+    scan_cache_entries: Gauge,
+    scan_cache_max_entries: Gauge,
     /// The background audit's `helios_audit_*` gauges, served on the same endpoint.
     #[cfg(feature = "audit")]
     audit: Arc<crate::audit::AuditMetrics>,
@@ -178,8 +184,10 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers the metrics: `helios_admission_reviews_total{decision,mode}`,
     /// `helios_admission_backend_errors_total{kind}` (scan, policy, deadline, limit, invalid_review)
-    /// `helios_admission_review_duration_seconds`, `helios_admission_in_flight_reviews` and
-    /// `helios_admission_decision_logs_total{outcome}` (sent, dropped, failed).
+    /// `helios_admission_review_duration_seconds`, `helios_admission_in_flight_reviews`,
+    /// `helios_admission_decision_logs_total{outcome}` (sent, dropped, failed), and the gauges
+    /// `helios_scan_cache_entries` / `helios_scan_cache_max_entries` (the scan cache's size and
+    /// bound, read at each scrape; 0 / 0 for a source without a cache).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("helios_admission");
         let reviews = Family::<ReviewLabels, Counter>::default();
@@ -239,6 +247,18 @@ impl Metrics {
         ] {
             let _ = errors.get_or_create(&ErrorLabels { kind: k.into() });
         }
+        let mut scan_cache = Registry::with_prefix("helios_scan_cache");
+        let (scan_cache_entries, scan_cache_max_entries) = (Gauge::default(), Gauge::default());
+        scan_cache.register(
+            "entries",
+            "Images in the in-memory scan cache (expired ones included until evicted)",
+            scan_cache_entries.clone(),
+        );
+        scan_cache.register(
+            "max_entries",
+            "The bound on helios_scan_cache_entries (0: the scan source has no cache)",
+            scan_cache_max_entries.clone(),
+        );
         Metrics {
             registry,
             reviews,
@@ -246,6 +266,9 @@ impl Metrics {
             latency,
             in_flight,
             decision_logs,
+            scan_cache,
+            scan_cache_entries,
+            scan_cache_max_entries,
             #[cfg(feature = "audit")]
             audit: Arc::default(),
         }
@@ -297,11 +320,25 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets the `helios_scan_cache_*` gauges ([`ScanSource::cache_size`](crate::scan::ScanSource::cache_size)).
+    pub fn record_scan_cache(&self, size: Option<CacheSize>) {
+        let size = size.unwrap_or_default();
+        let value = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.scan_cache_entries.set(value(size.entries));
+        self.scan_cache_max_entries.set(value(size.max_entries));
+    }
+
     /// The metrics in the Prometheus / OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        // The scan cache's gauges have their own prefix: one exposition, one `# EOF` at the end.
+        if let Some(body) = out.strip_suffix("# EOF\n") {
+            let mut cache = String::new();
+            let _ = prometheus_client::encoding::text::encode(&mut cache, &self.scan_cache);
+            out = format!("{body}{cache}");
+        }
         // The audit gauges live in their own registry (this one prefixes `helios_admission`):
         // one exposition, one `# EOF` at the end.
         #[cfg(feature = "audit")]
@@ -520,6 +557,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    state
+        .metrics
+        .record_scan_cache(state.controller.scan_source().cache_size());
     (
         [(
             header::CONTENT_TYPE,

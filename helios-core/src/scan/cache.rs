@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::image::ImageRef;
 use crate::scan::shared::SharedTier;
-use crate::scan::{Lookup, ScanReport, ScanSource, ScanStatus};
+use crate::scan::{CacheSize, Lookup, ScanReport, ScanSource, ScanStatus};
 
 /// Default lifetime of a cached completed scan: 10 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
@@ -187,9 +187,11 @@ fn shared_key((image, dry_run): &Key) -> String {
     format!("{}:{image}", if *dry_run { "dry" } else { "real" })
 }
 
-/// Drops expired entries, then (if still full) those expiring first, skipping slots whose
-/// upstream call is running.
+/// Drops expired entries and empty ones nobody is filling, then (if still above `max` less an
+/// eighth) those expiring first, skipping slots whose upstream call is running. Freeing an eighth at once means a full cache
+/// of distinct images scans and sorts its slots once per `max / 8` inserts, not on every one.
 fn evict(slots: &mut HashMap<Key, Arc<Slot>>, max: usize) {
+    let keep = max - (max / 8).max(1);
     let now = Instant::now();
     let mut expiry: Vec<(Option<Instant>, Key)> = slots
         .iter()
@@ -200,14 +202,13 @@ fn evict(slots: &mut HashMap<Key, Arc<Slot>>, max: usize) {
         .collect();
     expiry.sort();
     for (at, key) in expiry {
-        let expired = at.is_some_and(|e| e <= now);
-        if slots.len() < max && !expired {
+        let expired = at.is_none_or(|e| e <= now);
+        if slots.len() <= keep && !expired {
             break;
         }
-        // A slot never filled (`None`) belongs to a caller about to fill it: keep it.
-        if at.is_some() {
-            slots.remove(&key);
-        }
+        // A slot never filled (`None`) and not locked has no caller filling it (the lookup that
+        // made it gave up at its deadline): it goes first, like an expired one.
+        slots.remove(&key);
     }
 }
 
@@ -236,6 +237,13 @@ impl<S: ScanSource> ScanSource for CachedSource<S> {
                 }),
             None => self.lookup(image, lookup).await,
         }
+    }
+
+    fn cache_size(&self) -> Option<CacheSize> {
+        Some(CacheSize {
+            entries: self.len(),
+            max_entries: self.max_entries,
+        })
     }
 }
 
@@ -317,6 +325,40 @@ mod tests {
             cache.scan(&image, Lookup::default()).await?;
         }
         assert!(cache.len() <= 3, "{}", cache.len());
+        assert_eq!(
+            cache.cache_size(),
+            Some(CacheSize {
+                entries: cache.len(),
+                max_entries: 3
+            })
+        );
+        // A full cache frees an eighth of its bound at once, and never goes past the bound.
+        let cache = CachedSource::new(counting(ScanStatus::Completed, 0)).max_entries(80);
+        for i in 0..200 {
+            let image = ImageRef::parse(&format!("r.example/a:{i}"))?;
+            cache.scan(&image, Lookup::default()).await?;
+            assert!(cache.len() <= 80, "{}", cache.len());
+        }
+        assert!((70..=80).contains(&cache.len()), "{}", cache.len());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn slots_left_empty_by_lookups_past_their_deadline_are_evicted() -> Result<()> {
+        // Each lookup gives up before the source answers, leaving its slot empty and unlocked;
+        // such slots used to be kept forever, so distinct images past their deadline grew the
+        // cache without bound.
+        let cache = CachedSource::new(counting(ScanStatus::Completed, 200)).max_entries(4);
+        for i in 0..12 {
+            let image = ImageRef::parse(&format!("r.example/a:{i}"))?;
+            let lookup = Lookup {
+                deadline: Some(Instant::now() + Duration::from_millis(5)),
+                dry_run: false,
+            };
+            let report = cache.scan(&image, lookup).await?;
+            assert_eq!(report.status, ScanStatus::Unavailable);
+            assert!(cache.len() <= 4, "{}", cache.len());
+        }
         Ok(())
     }
 

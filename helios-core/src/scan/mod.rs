@@ -22,4 +22,4 @@ pub use dir::DirSource;
 pub use file::FileSource;
 pub use options::{DEFAULT_WAIT_SECS, ScanOptions};
 pub use report::{AffectedPackage, Fix, ScanReport, ScanStatus, Severity, Summary, Vulnerability};
-pub use source::{Lookup, ScanSource};
+pub use source::{CacheSize, Lookup, ScanSource};

@@ -26,4 +26,20 @@ pub struct Lookup {
 pub trait ScanSource: Send + Sync {
     /// The scan of `image`.
     async fn scan(&self, image: &ImageRef, lookup: Lookup) -> Result<ScanReport>;
+
+    /// The size of this source's in-memory cache, when it has one (default: `None`). The
+    /// webhook exports it as the `helios_scan_cache_entries` and `helios_scan_cache_max_entries`
+    /// gauges.
+    fn cache_size(&self) -> Option<CacheSize> {
+        None
+    }
+}
+
+/// How full an in-memory scan cache is ([`ScanSource::cache_size`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheSize {
+    /// Cached images right now (expired ones included until evicted).
+    pub entries: usize,
+    /// The bound on `entries`.
+    pub max_entries: usize,
 }
