@@ -47,14 +47,103 @@ pub fn object_to_json(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
             type_name(obj)
         )));
     }
-    to_json(obj, "$", 0).map_err(|e| e.into_py(obj.py(), what))
+    to_json(obj, 0).map_err(|e| e.located().into_py(obj.py(), what))
 }
 
-fn to_json(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, ConvertError> {
+/// A step of the path to a value: a dict key or a list index.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A conversion failure on its way up: the path is collected only when something fails (the
+/// steps pushed innermost first), so converting a valid input formats no path at all.
+struct Failure {
+    steps: Vec<Step>,
+    /// Builds the error from the JSONPath-like location (`$.scan.vulnerabilities[3]`).
+    error: Box<dyn FnOnce(&str) -> ConvertError>,
+}
+
+impl Failure {
+    fn new(error: impl FnOnce(&str) -> ConvertError + 'static) -> Self {
+        Failure {
+            steps: Vec::new(),
+            error: Box::new(error),
+        }
+    }
+
+    fn at(mut self, step: Step) -> Self {
+        self.steps.push(step);
+        self
+    }
+
+    fn located(self) -> ConvertError {
+        let mut path = String::from("$");
+        for step in self.steps.iter().rev() {
+            match step {
+                Step::Key(key) => {
+                    path.push('.');
+                    path.push_str(key);
+                }
+                Step::Index(i) => path.push_str(&format!("[{i}]")),
+            }
+        }
+        (self.error)(&path)
+    }
+}
+
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Failure> {
     if depth > MAX_DEPTH {
-        return Err(ConvertError::Value(format!(
-            "{path}: nested deeper than {MAX_DEPTH} levels (does a dict or list contain itself?)"
-        )));
+        return Err(Failure::new(|path| {
+            ConvertError::Value(format!(
+                "{path}: nested deeper than {MAX_DEPTH} levels (does a dict or list contain itself?)"
+            ))
+        }));
+    }
+    // The common types of an input first: strings, then dicts and lists.
+    if let Ok(s) = obj.cast::<PyString>() {
+        return match s.to_cow() {
+            Ok(s) => Ok(Value::String(s.into_owned())),
+            Err(e) => Err(Failure::new(move |path| {
+                ConvertError::Value(format!("{path}: {e}"))
+            })),
+        };
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        let mut map = Map::new();
+        for (key, value) in dict.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                let found = type_name(&key);
+                return Err(Failure::new(move |path| {
+                    ConvertError::Type(format!("{path}: dict keys must be str, found {found}"))
+                }));
+            };
+            let key = match key.to_cow() {
+                Ok(key) => key.into_owned(),
+                Err(e) => {
+                    return Err(Failure::new(move |path| {
+                        ConvertError::Value(format!("{path}: {e}"))
+                    }));
+                }
+            };
+            match to_json(&value, depth + 1) {
+                Ok(child) => {
+                    map.insert(key, child);
+                }
+                Err(failure) => return Err(failure.at(Step::Key(key))),
+            }
+        }
+        return Ok(Value::Object(map));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let type_error =
+            |e: PyErr| Failure::new(move |path| ConvertError::Type(format!("{path}: {e}")));
+        let mut items = Vec::with_capacity(obj.len().unwrap_or(0));
+        for (i, item) in obj.try_iter().map_err(type_error)?.enumerate() {
+            let item = item.map_err(type_error)?;
+            items.push(to_json(&item, depth + 1).map_err(|f| f.at(Step::Index(i)))?);
+        }
+        return Ok(Value::Array(items));
     }
     if obj.is_none() {
         return Ok(Value::Null);
@@ -70,56 +159,26 @@ fn to_json(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, Co
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::from(u));
         }
-        return Err(ConvertError::Value(format!(
-            "{path}: integer out of the 64-bit range JSON numbers are read into"
-        )));
+        return Err(Failure::new(|path| {
+            ConvertError::Value(format!(
+                "{path}: integer out of the 64-bit range JSON numbers are read into"
+            ))
+        }));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Number::from_f64(f.value())
-            .map(Value::Number)
-            .ok_or_else(|| {
-                ConvertError::Value(format!("{path}: {} is not a JSON number", f.value()))
-            });
+        let f = f.value();
+        return Number::from_f64(f).map(Value::Number).ok_or_else(|| {
+            Failure::new(move |path| {
+                ConvertError::Value(format!("{path}: {f} is not a JSON number"))
+            })
+        });
     }
-    if let Ok(s) = obj.cast::<PyString>() {
-        let s = s
-            .to_cow()
-            .map_err(|e| ConvertError::Value(format!("{path}: {e}")))?;
-        return Ok(Value::String(s.into_owned()));
-    }
-    if let Ok(dict) = obj.cast::<PyDict>() {
-        let mut map = Map::new();
-        for (key, value) in dict.iter() {
-            let Ok(key) = key.cast::<PyString>() else {
-                return Err(ConvertError::Type(format!(
-                    "{path}: dict keys must be str, found {}",
-                    type_name(&key)
-                )));
-            };
-            let key = key
-                .to_cow()
-                .map_err(|e| ConvertError::Value(format!("{path}: {e}")))?;
-            let child = format!("{path}.{key}");
-            map.insert(key.into_owned(), to_json(&value, &child, depth + 1)?);
-        }
-        return Ok(Value::Object(map));
-    }
-    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
-        let mut items = Vec::new();
-        for (i, item) in obj
-            .try_iter()
-            .map_err(|e| ConvertError::Type(format!("{path}: {e}")))?
-            .enumerate()
-        {
-            let item = item.map_err(|e| ConvertError::Type(format!("{path}: {e}")))?;
-            items.push(to_json(&item, &format!("{path}[{i}]"), depth + 1)?);
-        }
-        return Ok(Value::Array(items));
-    }
-    Err(ConvertError::Type(format!(
-        "{path}: {} is not JSON-like (use dict, list, tuple, str, int, float, bool or None)",
-        type_name(obj)
-    )))
+    let found = type_name(obj);
+    Err(Failure::new(move |path| {
+        ConvertError::Type(format!(
+            "{path}: {found} is not JSON-like (use dict, list, tuple, str, int, float, bool or None)"
+        ))
+    }))
 }
 
 /// The Python type name of `obj`, for messages.
