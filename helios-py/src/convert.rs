@@ -60,15 +60,15 @@ enum Step {
 /// steps pushed innermost first), so converting a valid input formats no path at all.
 struct Failure {
     steps: Vec<Step>,
-    /// Builds the error from the JSONPath-like location (`$.scan.vulnerabilities[3]`).
-    error: Box<dyn FnOnce(&str) -> ConvertError>,
+    /// What went wrong, its message without the location.
+    error: ConvertError,
 }
 
 impl Failure {
-    fn new(error: impl FnOnce(&str) -> ConvertError + 'static) -> Self {
+    fn new(error: ConvertError) -> Self {
         Failure {
             steps: Vec::new(),
-            error: Box::new(error),
+            error,
         }
     }
 
@@ -77,6 +77,8 @@ impl Failure {
         self
     }
 
+    /// The error, its message prefixed with the JSONPath-like location
+    /// (`$.scan.vulnerabilities[3]: ...`).
     fn located(self) -> ConvertError {
         let mut path = String::from("$");
         for step in self.steps.iter().rev() {
@@ -88,59 +90,53 @@ impl Failure {
                 Step::Index(i) => path.push_str(&format!("[{i}]")),
             }
         }
-        (self.error)(&path)
+        match self.error {
+            ConvertError::Type(msg) => ConvertError::Type(format!("{path}: {msg}")),
+            ConvertError::Value(msg) => ConvertError::Value(format!("{path}: {msg}")),
+        }
     }
 }
 
 fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Failure> {
+    let type_error = |msg: String| Failure::new(ConvertError::Type(msg));
+    let value_error = |msg: String| Failure::new(ConvertError::Value(msg));
     if depth > MAX_DEPTH {
-        return Err(Failure::new(|path| {
-            ConvertError::Value(format!(
-                "{path}: nested deeper than {MAX_DEPTH} levels (does a dict or list contain itself?)"
-            ))
-        }));
+        return Err(value_error(format!(
+            "nested deeper than {MAX_DEPTH} levels (does a dict or list contain itself?)"
+        )));
     }
     // The common types of an input first: strings, then dicts and lists.
     if let Ok(s) = obj.cast::<PyString>() {
-        return match s.to_cow() {
-            Ok(s) => Ok(Value::String(s.into_owned())),
-            Err(e) => Err(Failure::new(move |path| {
-                ConvertError::Value(format!("{path}: {e}"))
-            })),
-        };
+        let s = s.to_cow().map_err(|e| value_error(e.to_string()))?;
+        return Ok(Value::String(s.into_owned()));
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         let mut map = Map::new();
         for (key, value) in dict.iter() {
             let Ok(key) = key.cast::<PyString>() else {
-                let found = type_name(&key);
-                return Err(Failure::new(move |path| {
-                    ConvertError::Type(format!("{path}: dict keys must be str, found {found}"))
-                }));
+                return Err(type_error(format!(
+                    "dict keys must be str, found {}",
+                    type_name(&key)
+                )));
             };
-            let key = match key.to_cow() {
-                Ok(key) => key.into_owned(),
-                Err(e) => {
-                    return Err(Failure::new(move |path| {
-                        ConvertError::Value(format!("{path}: {e}"))
-                    }));
-                }
-            };
+            let key = key.to_cow().map_err(|e| value_error(e.to_string()))?;
             match to_json(&value, depth + 1) {
                 Ok(child) => {
-                    map.insert(key, child);
+                    map.insert(key.into_owned(), child);
                 }
-                Err(failure) => return Err(failure.at(Step::Key(key))),
+                Err(failure) => return Err(failure.at(Step::Key(key.into_owned()))),
             }
         }
         return Ok(Value::Object(map));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
-        let type_error =
-            |e: PyErr| Failure::new(move |path| ConvertError::Type(format!("{path}: {e}")));
         let mut items = Vec::with_capacity(obj.len().unwrap_or(0));
-        for (i, item) in obj.try_iter().map_err(type_error)?.enumerate() {
-            let item = item.map_err(type_error)?;
+        for (i, item) in obj
+            .try_iter()
+            .map_err(|e| type_error(e.to_string()))?
+            .enumerate()
+        {
+            let item = item.map_err(|e| type_error(e.to_string()))?;
             items.push(to_json(&item, depth + 1).map_err(|f| f.at(Step::Index(i)))?);
         }
         return Ok(Value::Array(items));
@@ -159,26 +155,20 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Failure> {
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::from(u));
         }
-        return Err(Failure::new(|path| {
-            ConvertError::Value(format!(
-                "{path}: integer out of the 64-bit range JSON numbers are read into"
-            ))
-        }));
+        return Err(value_error(
+            "integer out of the 64-bit range JSON numbers are read into".to_string(),
+        ));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         let f = f.value();
-        return Number::from_f64(f).map(Value::Number).ok_or_else(|| {
-            Failure::new(move |path| {
-                ConvertError::Value(format!("{path}: {f} is not a JSON number"))
-            })
-        });
+        return Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| value_error(format!("{f} is not a JSON number")));
     }
-    let found = type_name(obj);
-    Err(Failure::new(move |path| {
-        ConvertError::Type(format!(
-            "{path}: {found} is not JSON-like (use dict, list, tuple, str, int, float, bool or None)"
-        ))
-    }))
+    Err(type_error(format!(
+        "{} is not JSON-like (use dict, list, tuple, str, int, float, bool or None)",
+        type_name(obj)
+    )))
 }
 
 /// The Python type name of `obj`, for messages.
