@@ -4,7 +4,7 @@
 #
 #   scripts/bench/bindings.sh [FINDINGS...]      # default: 10 1000 10000
 #
-# Builds the release Python extension (maturin, into the virtualenv target/bench-venv), the
+# Builds the release Python wheel (maturin, installed into the virtualenv target/bench-venv), the
 # release Node addon (napi build --release, into the scratch dir: the checkout's debug addon of
 # scripts/test-node.sh is left alone) and the Rust bench `helios-core/benches/bindings.rs`; writes
 # a CI policy input with N findings per size (gen.py ci); then, per engine (HELIOS_ENGINE=rvm
@@ -31,12 +31,17 @@ ENGINES=(${HELIOS_BENCH_ENGINES:-rvm interpreter})
 CARGO_BUILD_TARGET="$(rustc -vV | sed -n 's/host: //p')"
 export CARGO_BUILD_TARGET
 
-echo "==> building the release Python extension (maturin develop --release)" >&2
+# A wheel installed into the bench's own virtualenv: `maturin develop` would install editable,
+# i.e. put the extension into helios-py/helios/, where scripts/test-python.sh's debug build
+# replaces it.
+echo "==> building the release Python wheel (maturin build --release)" >&2
 venv="$ROOT/target/bench-venv"
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'maturin>=1.9,<2'
-(cd "$ROOT" && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" \
-    maturin develop --release --manifest-path helios-py/Cargo.toml >&2)
+(cd "$ROOT" && "$venv/bin/maturin" build --release --manifest-path helios-py/Cargo.toml \
+    --out "$WORK/wheel" >&2)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall \
+    --no-deps "$WORK"/wheel/*.whl
 
 echo "==> building the release Node addon (napi build --release)" >&2
 (cd "$ROOT/helios-node" && { [[ -x node_modules/.bin/napi ]] || npm ci --no-audit --no-fund --ignore-scripts >&2; } &&
