@@ -47,14 +47,99 @@ pub fn object_to_json(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
             type_name(obj)
         )));
     }
-    to_json(obj, "$", 0).map_err(|e| e.into_py(obj.py(), what))
+    to_json(obj, 0).map_err(|e| e.located().into_py(obj.py(), what))
 }
 
-fn to_json(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, ConvertError> {
+/// A step of the path to a value: a dict key or a list index.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A conversion failure on its way up: the path is collected only when something fails (the
+/// steps pushed innermost first), so converting a valid input formats no path at all.
+struct Failure {
+    steps: Vec<Step>,
+    /// What went wrong, its message without the location.
+    error: ConvertError,
+}
+
+impl Failure {
+    fn new(error: ConvertError) -> Self {
+        Failure {
+            steps: Vec::new(),
+            error,
+        }
+    }
+
+    fn at(mut self, step: Step) -> Self {
+        self.steps.push(step);
+        self
+    }
+
+    /// The error, its message prefixed with the JSONPath-like location
+    /// (`$.scan.vulnerabilities[3]: ...`).
+    fn located(self) -> ConvertError {
+        let mut path = String::from("$");
+        for step in self.steps.iter().rev() {
+            match step {
+                Step::Key(key) => {
+                    path.push('.');
+                    path.push_str(key);
+                }
+                Step::Index(i) => path.push_str(&format!("[{i}]")),
+            }
+        }
+        match self.error {
+            ConvertError::Type(msg) => ConvertError::Type(format!("{path}: {msg}")),
+            ConvertError::Value(msg) => ConvertError::Value(format!("{path}: {msg}")),
+        }
+    }
+}
+
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Failure> {
+    let type_error = |msg: String| Failure::new(ConvertError::Type(msg));
+    let value_error = |msg: String| Failure::new(ConvertError::Value(msg));
     if depth > MAX_DEPTH {
-        return Err(ConvertError::Value(format!(
-            "{path}: nested deeper than {MAX_DEPTH} levels (does a dict or list contain itself?)"
+        return Err(value_error(format!(
+            "nested deeper than {MAX_DEPTH} levels (does a dict or list contain itself?)"
         )));
+    }
+    // The common types of an input first: strings, then dicts and lists.
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s = s.to_cow().map_err(|e| value_error(e.to_string()))?;
+        return Ok(Value::String(s.into_owned()));
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        let mut map = Map::new();
+        for (key, value) in dict.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                return Err(type_error(format!(
+                    "dict keys must be str, found {}",
+                    type_name(&key)
+                )));
+            };
+            let key = key.to_cow().map_err(|e| value_error(e.to_string()))?;
+            match to_json(&value, depth + 1) {
+                Ok(child) => {
+                    map.insert(key.into_owned(), child);
+                }
+                Err(failure) => return Err(failure.at(Step::Key(key.into_owned()))),
+            }
+        }
+        return Ok(Value::Object(map));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut items = Vec::with_capacity(obj.len().unwrap_or(0));
+        for (i, item) in obj
+            .try_iter()
+            .map_err(|e| type_error(e.to_string()))?
+            .enumerate()
+        {
+            let item = item.map_err(|e| type_error(e.to_string()))?;
+            items.push(to_json(&item, depth + 1).map_err(|f| f.at(Step::Index(i)))?);
+        }
+        return Ok(Value::Array(items));
     }
     if obj.is_none() {
         return Ok(Value::Null);
@@ -70,54 +155,18 @@ fn to_json(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, Co
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::from(u));
         }
-        return Err(ConvertError::Value(format!(
-            "{path}: integer out of the 64-bit range JSON numbers are read into"
-        )));
+        return Err(value_error(
+            "integer out of the 64-bit range JSON numbers are read into".to_string(),
+        ));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Number::from_f64(f.value())
+        let f = f.value();
+        return Number::from_f64(f)
             .map(Value::Number)
-            .ok_or_else(|| {
-                ConvertError::Value(format!("{path}: {} is not a JSON number", f.value()))
-            });
+            .ok_or_else(|| value_error(format!("{f} is not a JSON number")));
     }
-    if let Ok(s) = obj.cast::<PyString>() {
-        let s = s
-            .to_cow()
-            .map_err(|e| ConvertError::Value(format!("{path}: {e}")))?;
-        return Ok(Value::String(s.into_owned()));
-    }
-    if let Ok(dict) = obj.cast::<PyDict>() {
-        let mut map = Map::new();
-        for (key, value) in dict.iter() {
-            let Ok(key) = key.cast::<PyString>() else {
-                return Err(ConvertError::Type(format!(
-                    "{path}: dict keys must be str, found {}",
-                    type_name(&key)
-                )));
-            };
-            let key = key
-                .to_cow()
-                .map_err(|e| ConvertError::Value(format!("{path}: {e}")))?;
-            let child = format!("{path}.{key}");
-            map.insert(key.into_owned(), to_json(&value, &child, depth + 1)?);
-        }
-        return Ok(Value::Object(map));
-    }
-    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
-        let mut items = Vec::new();
-        for (i, item) in obj
-            .try_iter()
-            .map_err(|e| ConvertError::Type(format!("{path}: {e}")))?
-            .enumerate()
-        {
-            let item = item.map_err(|e| ConvertError::Type(format!("{path}: {e}")))?;
-            items.push(to_json(&item, &format!("{path}[{i}]"), depth + 1)?);
-        }
-        return Ok(Value::Array(items));
-    }
-    Err(ConvertError::Type(format!(
-        "{path}: {} is not JSON-like (use dict, list, tuple, str, int, float, bool or None)",
+    Err(type_error(format!(
+        "{} is not JSON-like (use dict, list, tuple, str, int, float, bool or None)",
         type_name(obj)
     )))
 }
