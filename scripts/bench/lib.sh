@@ -12,7 +12,8 @@ VEGETA_VERSION="v12.12.0"
 WORK="$(mktemp -d)"
 PIDS=()
 bench_cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # CONT after TERM: a process a script stopped (SIGSTOP) acts on its TERM only once resumed.
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null && kill -CONT "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK"
 }
