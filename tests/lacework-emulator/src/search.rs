@@ -85,8 +85,12 @@ pub(crate) async fn summaries(
         Err(e) => return e.into_response(),
     };
     let mut s = lock(&shared);
-    let current = current_summaries(&s);
-    match filters::select(&current, &filters::of_request(&req)) {
+    let generation = (s.rows.len(), s.summaries.len());
+    if s.current.as_ref().is_none_or(|(built, _)| *built != generation) {
+        s.current = Some((generation, current_summaries(&s)));
+    }
+    let current = s.current.as_ref().map_or(&[][..], |(_, v)| v.as_slice());
+    match filters::select(current, &filters::of_request(&req)) {
         Ok(hits) => paged(&mut s, &host(&headers), SUMMARY_PATH, hits, "lastScanTime"),
         Err(e) => lw_error(StatusCode::BAD_REQUEST, &e),
     }
