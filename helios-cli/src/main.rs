@@ -56,13 +56,27 @@ enum PolicyCommand {
 /// Exit code when Helios could not decide.
 const EXIT_ERROR: u8 = 2;
 
+/// Threads of the webhook's blocking pool: the evaluations' (at most one per core: an evaluation
+/// takes its permit before its thread, and a runaway the watchdog gave up on keeps it, see
+/// `EmbeddedBuilder::max_concurrent`) plus a few for standard output (decision logs), file reads
+/// and DNS. Tokio's default of 512 let the pool grow whenever no thread was idle at that
+/// instant, to 20–26 threads under the soak on 2 cores, each with its own allocator heap
+/// (docs/reliability.md, "Soak").
+fn max_blocking_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from) + 4
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The webhook answers reviews on every core (multi-threaded). The other commands do one job
     // and exit: they skip starting a worker thread per core (policy evaluation runs on the
     // blocking pool either way, so a review's or an audit's images are still judged in parallel).
     let mut builder = match cli.command {
-        Command::Webhook(_) => tokio::runtime::Builder::new_multi_thread(),
+        Command::Webhook(_) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.max_blocking_threads(max_blocking_threads());
+            builder
+        }
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
