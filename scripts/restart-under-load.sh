@@ -37,15 +37,6 @@ haproxy="$TOOLS_BIN/haproxy"
 python3 "$ROOT/scripts/bench/gen.py" webhook "$WORK" >/dev/null
 bench_cert
 
-# ready PORT: true once the replica on PORT answers /readyz (within 15 s).
-ready() {
-    for _ in $(seq 150); do
-        curl -skf -o /dev/null "https://127.0.0.1:$1/readyz" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 # start NAME PORT DELAY: starts replica NAME on PORT; its pid in PID_<NAME>.
 start() {
     "$helios" webhook --listen "127.0.0.1:$2" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
@@ -53,7 +44,7 @@ start() {
         >/dev/null 2>>"$WORK/replica-$1.log" &
     printf -v "PID_$1" '%s' "$!"
     PIDS+=("$!")
-    ready "$2" || { echo "restart: replica $1 did not start:" >&2; cat "$WORK/replica-$1.log" >&2; exit 1; }
+    bench_wait_ready "replica $1" "https://127.0.0.1:$2/readyz" "$WORK/replica-$1.log"
 }
 
 # since: seconds since the load started, to one decimal.
@@ -112,7 +103,7 @@ EOF
     "$haproxy" -db -q -f "$WORK/haproxy.cfg" 2>"$WORK/haproxy.log" &
     local proxy=$!
     PIDS+=("$proxy")
-    ready "$front" || { echo "restart: haproxy did not start:" >&2; cat "$WORK/haproxy.log" >&2; exit 1; }
+    bench_wait_ready haproxy "https://127.0.0.1:$front/readyz" "$WORK/haproxy.log"
 
     printf 'POST https://127.0.0.1:%s/validate\nContent-Type: application/json\n@%s\n' \
         "$front" "$WORK/review.json" >"$WORK/targets"

@@ -11,7 +11,7 @@
 #   1. cached scans: REVIEWS copies of one Deployment review (3 images, 355 findings; the
 #      fixtures of scripts/bench/gen.py) with scans from a directory (`--scan-dir`), after a
 #      warm-up of WARMUP reviews;
-#   2. through the cache: DIGESTS reviews of a Pod whose image has a new digest each time (after
+#   2. through the cache (skipped when DIGESTS is 0): DIGESTS reviews of a Pod whose image has a new digest each time (after
 #      WARMUP reviews of digests of their own), scans from the Lacework emulator binary
 #      (`--lacework`), which knows every one of those digests as scanned without findings (image
 #      summaries seeded through its admin API), so every review misses the scan cache, costs one
@@ -127,15 +127,6 @@ decision_logs() {
     echo "decision log lines: $(wc -l <"$WORK/$2.decisions") of $3 reviews, dropped (queue full): ${dropped:-?}"
 }
 
-wait_ready() {
-    for _ in $(seq 150); do
-        curl -skf -o /dev/null "https://127.0.0.1:$1/readyz" && return 0
-        sleep 0.1
-    done
-    echo "soak: the webhook did not start:" >&2
-    cat "$WORK/$2.log" >&2
-    exit 1
-}
 
 # summary NAME REPORT RSS_FILE BASELINE_KB PID COUNT PORT
 summary() {
@@ -173,7 +164,7 @@ port="$(free_port)"
     >"$WORK/cached.decisions" 2>"$WORK/cached.log" &
 pid=$!
 PIDS+=("$pid")
-wait_ready "$port" cached
+bench_wait_ready webhook "https://127.0.0.1:$port/readyz" "$WORK/cached.log"
 url="https://127.0.0.1:$port/validate"
 attack "$url" same "$WARMUP" >/dev/null
 base="$(rss_kb "$pid")"
@@ -183,6 +174,7 @@ report="$(attack "$url" same "$REVIEWS")"
 summary "1. $REVIEWS reviews, cached scans (scan dir)" "$report" "$WORK/cached.rss" "$base" "$pid" "$REVIEWS" "$port"
 decision_logs "$port" cached "$((WARMUP + REVIEWS))"
 kill "$pid"
+((DIGESTS > 0)) || exit 0
 
 # 2. Distinct digests through the cache, scans from the Lacework emulator.
 "$emulator" --port 0 --rate-limit 100000000 --scan-duration-ms 50 >"$WORK/emulator.json" 2>"$WORK/emulator.log" &
@@ -204,7 +196,7 @@ LW_ACCOUNT="$emu_url" LW_API_KEY="$(jq -r .key_id "$WORK/emulator.json")" \
     >"$WORK/distinct.decisions" 2>"$WORK/distinct.log" &
 pid=$!
 PIDS+=("$pid")
-wait_ready "$port" distinct
+bench_wait_ready webhook "https://127.0.0.1:$port/readyz" "$WORK/distinct.log"
 url="https://127.0.0.1:$port/validate"
 # Warm-up: digests of their own, before the DIGESTS counted.
 attack "$url" distinct "$WARMUP" "$DIGESTS" >/dev/null

@@ -79,3 +79,15 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 
 # ratio A B: A / B to two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+# bench_wait_ready NAME URL LOG: returns once URL answers 2xx over HTTPS (15 s at most); else
+# prints LOG and exits the script.
+bench_wait_ready() {
+    for _ in $(seq 150); do
+        curl -skf -o /dev/null "$2" && return 0
+        sleep 0.1
+    done
+    echo "$(basename "$0"): $1 did not start:" >&2
+    cat "$3" >&2
+    exit 1
+}

@@ -58,18 +58,8 @@ only() {
     done
 }
 
-# wait_ready NAME URL: until the server answers.
-wait_ready() {
-    for _ in $(seq 100); do
-        curl -skf -o /dev/null "$2" && return 0
-        sleep 0.1
-    done
-    echo "bench: $1 did not start:" >&2
-    cat "$WORK/$1.log" >&2
-    exit 1
-}
-wait_ready helios "https://127.0.0.1:$helios_port/readyz"
-wait_ready opa "https://127.0.0.1:$opa_port/health"
+bench_wait_ready helios "https://127.0.0.1:$helios_port/readyz" "$WORK/helios.log"
+bench_wait_ready opa "https://127.0.0.1:$opa_port/health" "$WORK/opa.log"
 
 # Both must deny the review (the same decision) before anything is timed.
 helios_url="https://127.0.0.1:$helios_port/validate"
