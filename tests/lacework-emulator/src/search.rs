@@ -86,7 +86,10 @@ pub(crate) async fn summaries(
     };
     let mut s = lock(&shared);
     let generation = (s.rows.len(), s.summaries.len());
-    if s.current.as_ref().is_none_or(|(built, _)| *built != generation) {
+    if s.current
+        .as_ref()
+        .is_none_or(|(built, _)| *built != generation)
+    {
         s.current = Some((generation, current_summaries(&s)));
     }
     let current = s.current.as_ref().map_or(&[][..], |(_, v)| v.as_slice());
