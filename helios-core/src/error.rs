@@ -147,6 +147,20 @@ pub struct Parameters {
     pub package: &'static str,
 }
 
+/// What kind of JSON value `value` is, as messages name it ("a boolean", "an array", …): one
+/// wording for the core's and the bindings' type errors.
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn undefined_package(package: &str, setting: &str) -> String {
     format!(
         "policy package {package} is undefined: no loaded policy declares it (check {setting} and the policy paths)"

@@ -3,6 +3,7 @@
 //! (a mistake is its `invalid_input`, as in Python and the CLI).
 
 use helios_core::Error as CoreError;
+use helios_core::error::json_kind;
 use serde_json::{Map, Value};
 
 /// The options argument as an object with the core's field names (absent, `undefined` or `null`
@@ -17,7 +18,7 @@ pub fn snake_case(options: Option<Value>, what: &str) -> Result<Map<String, Valu
             .collect()),
         Some(other) => Err(CoreError::InvalidInput {
             what: what.to_string(),
-            reason: format!("options must be an object, got {}", kind(&other)),
+            reason: format!("options must be an object, got {}", json_kind(&other)),
         }),
     }
 }
@@ -34,16 +35,4 @@ fn snake(key: &str) -> String {
         }
     }
     out
-}
-
-/// What kind of JSON value `value` is, for messages.
-pub fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

@@ -8,7 +8,8 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use crate::error::{invalid_arg, to_js};
-use crate::options::{kind, snake_case};
+use crate::options::snake_case;
+use helios_core::error::json_kind;
 
 /// The options argument (`EvaluateOptions` of index.d.ts) as the core's `EvaluatorOptions`,
 /// its defaults for what is absent; every mistake is the core's `invalid_input`.
@@ -25,7 +26,7 @@ fn check_input(input: Value) -> napi::Result<Value> {
         Value::Object(_) => Ok(input),
         other => Err(invalid_arg(format!(
             "input must be an object (the policy input), got {}",
-            kind(&other)
+            json_kind(&other)
         ))),
     }
 }

@@ -139,7 +139,7 @@ impl PolicySet {
                 "data",
                 format!(
                     "the data document must be an object, found {}",
-                    kind_name(&other)
+                    crate::error::json_kind(&other)
                 ),
             )),
         }
@@ -214,15 +214,4 @@ fn merge(into: &mut Map<String, Value>, from: Map<String, Value>, at: &str) -> R
         }
     }
     Ok(())
-}
-
-fn kind_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
