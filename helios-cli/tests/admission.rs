@@ -7,6 +7,17 @@ use std::time::Duration;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Writes a self-signed `localhost` certificate as `dir/tls.crt` and `dir/tls.key`, and picks a
+/// free loopback port for the webhook to listen on.
+fn tls_and_port(dir: &Path) -> Result<u16, Box<dyn std::error::Error>> {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+    std::fs::write(dir.join("tls.crt"), key.cert.pem())?;
+    std::fs::write(dir.join("tls.key"), key.signing_key.serialize_pem())?;
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -116,12 +127,7 @@ impl Drop for Killed {
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_serves_reviews_over_tls_from_a_config_file() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
-    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
-    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = tls_and_port(dir.path())?;
     let config = dir.path().join("helios.yaml");
     std::fs::write(
         &config,
@@ -142,7 +148,9 @@ async fn webhook_serves_reviews_over_tls_from_a_config_file() -> TestResult {
     );
     let client = reqwest::Client::builder()
         .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes())?)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(
+            dir.path().join("tls.crt"),
+        )?)?)
         .resolve(
             "localhost",
             std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -190,12 +198,7 @@ async fn wait_ready(client: &reqwest::Client, base: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_flags_replace_the_file_and_sigterm_stops_it() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
-    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
-    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = tls_and_port(dir.path())?;
     let config = dir.path().join("helios.yaml");
     // The file names a port nobody can bind and certificate files that do not exist.
     std::fs::write(
@@ -222,7 +225,9 @@ tls:
     );
     let client = reqwest::Client::builder()
         .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes())?)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(
+            dir.path().join("tls.crt"),
+        )?)?)
         .resolve(
             "localhost",
             std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -311,12 +316,7 @@ async fn sigterm_serves_on_for_the_shutdown_delay_then_drains_and_exits_0() -> T
     // Each review of an image never seen requests an on-demand scan: 4 s each.
     emu.inject(Fault::once(Endpoint::Scan, FaultKind::Slow { delay_ms: 4000 }).times(1000));
     let dir = tempfile::tempdir()?;
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
-    std::fs::write(dir.path().join("tls.crt"), key.cert.pem())?;
-    std::fs::write(dir.path().join("tls.key"), key.signing_key.serialize_pem())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = tls_and_port(dir.path())?;
     let log = dir.path().join("webhook.log");
     let mut server = Killed(
         Command::new(env!("CARGO_BIN_EXE_helios"))
@@ -349,7 +349,9 @@ async fn sigterm_serves_on_for_the_shutdown_delay_then_drains_and_exits_0() -> T
     // No pooling: every request below opens a new connection.
     let client = reqwest::Client::builder()
         .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes())?)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(
+            dir.path().join("tls.crt"),
+        )?)?)
         .resolve(
             "localhost",
             std::net::SocketAddr::from(([127, 0, 0, 1], port)),
