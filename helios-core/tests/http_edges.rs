@@ -134,6 +134,15 @@ fn curl(hook: &Hook, args: &[&str]) -> TestResult<(bool, String, String)> {
     ))
 }
 
+/// A reqwest client builder trusting the webhook's certificate, with `localhost` on loopback.
+fn client(hook: &Hook) -> TestResult<reqwest::ClientBuilder> {
+    let pem = std::fs::read(&hook.ca)?;
+    Ok(reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
+        .resolve("localhost", ([127, 0, 0, 1], hook.port).into()))
+}
+
 fn url(hook: &Hook, path: &str) -> String {
     format!("https://localhost:{}{path}", hook.port)
 }
@@ -324,12 +333,7 @@ async fn shutdown_drains_in_flight_reviews_and_refuses_new_connections() -> Test
         let _ = stopped.await;
     })
     .await?;
-    let pem = std::fs::read(&hook.ca)?;
-    let client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
-        .resolve("localhost", ([127, 0, 0, 1], hook.port).into())
-        .build()?;
+    let client = client(&hook)?.build()?;
     let body = review()?;
     let validate = url(&hook, "/validate");
     let reviews: Vec<_> = (0..16)
@@ -392,14 +396,8 @@ async fn shutdown_delay_serves_on_not_ready_until_a_second_stop_request() -> Tes
         ),
     )
     .await?;
-    let pem = std::fs::read(&hook.ca)?;
     // No pooling: each request opens a new connection.
-    let client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
-        .resolve("localhost", ([127, 0, 0, 1], hook.port).into())
-        .pool_max_idle_per_host(0)
-        .build()?;
+    let client = client(&hook)?.pool_max_idle_per_host(0).build()?;
     let status = |path: &'static str| {
         let request = client.get(url(&hook, path)).send();
         async move { request.await.map(|r| r.status().as_u16()) }
@@ -444,13 +442,7 @@ async fn the_drain_closes_idle_keep_alive_connections() -> TestResult {
         let _ = stopped.await;
     })
     .await?;
-    let pem = std::fs::read(&hook.ca)?;
-    let http1 = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
-        .resolve("localhost", ([127, 0, 0, 1], hook.port).into())
-        .http1_only()
-        .build()?;
+    let http1 = client(&hook)?.http1_only().build()?;
     // One answered request leaves the connection idle in the client's pool.
     let answer = http1.get(url(&hook, "/healthz")).send().await?;
     assert_eq!(answer.status().as_u16(), 200);
