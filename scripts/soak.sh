@@ -39,7 +39,7 @@ WARMUP="${4:-2000}"
 
 helios="$(bench_helios)"
 emulator="${HELIOS_EMULATOR_BIN:-}"
-if [[ -z "$emulator" ]]; then
+if [[ -z "$emulator" ]] && ((DIGESTS > 0)); then
     emulator="$(bench_release_bin helios-lacework-emulator)"
 fi
 vegeta="$(bench_go_tool vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION")"
@@ -157,22 +157,31 @@ summary() {
 
 echo "soak: $REVIEWS cached reviews and $DIGESTS distinct digests at concurrency $CONCURRENCY, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# soak_run NAME KIND COUNT TITLE [WEBHOOK FLAGS...]: one run. A webhook with the given flags
+# (decision log into NAME.decisions, its log into NAME.log), WARMUP reviews of KIND (distinct
+# digests numbered from COUNT on, so they are not counted ones), then COUNT reviews sampled
+# and summed up under TITLE. Sets `pid` (the webhook, still running) and `port`.
+soak_run() {
+    local name="$1" kind="$2" count="$3" title="$4" url report base
+    shift 4
+    port="$(free_port)"
+    "$helios" webhook --listen "127.0.0.1:$port" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
+        --no-resolve --mode enforce "$@" >"$WORK/$name.decisions" 2>"$WORK/$name.log" &
+    pid=$!
+    PIDS+=("$pid")
+    bench_wait_ready webhook "https://127.0.0.1:$port/readyz" "$WORK/$name.log"
+    url="https://127.0.0.1:$port/validate"
+    attack "$url" "$kind" "$WARMUP" "$count" >/dev/null
+    base="$(rss_kb "$pid")"
+    sample "$pid" "$port" "$WORK/$name.rss" &
+    PIDS+=($!)
+    report="$(attack "$url" "$kind" "$count" 0)"
+    summary "$title" "$report" "$WORK/$name.rss" "$base" "$pid" "$count" "$port"
+    decision_logs "$port" "$name" "$((WARMUP + count))"
+}
+
 # 1. Cached scans from a directory.
-port="$(free_port)"
-"$helios" webhook --listen "127.0.0.1:$port" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
-    --scan-dir "$WORK/scans" --no-resolve --mode enforce \
-    >"$WORK/cached.decisions" 2>"$WORK/cached.log" &
-pid=$!
-PIDS+=("$pid")
-bench_wait_ready webhook "https://127.0.0.1:$port/readyz" "$WORK/cached.log"
-url="https://127.0.0.1:$port/validate"
-attack "$url" same "$WARMUP" >/dev/null
-base="$(rss_kb "$pid")"
-sample "$pid" "$port" "$WORK/cached.rss" &
-PIDS+=($!)
-report="$(attack "$url" same "$REVIEWS")"
-summary "1. $REVIEWS reviews, cached scans (scan dir)" "$report" "$WORK/cached.rss" "$base" "$pid" "$REVIEWS" "$port"
-decision_logs "$port" cached "$((WARMUP + REVIEWS))"
+soak_run cached same "$REVIEWS" "1. $REVIEWS reviews, cached scans (scan dir)" --scan-dir "$WORK/scans"
 kill "$pid"
 ((DIGESTS > 0)) || exit 0
 
@@ -188,23 +197,10 @@ targets summaries "$((WARMUP + DIGESTS))" - 0 |
     done
 # One summary search per digest and a token now and then: four requests per review is ample.
 budget="$((4 * (WARMUP + DIGESTS) + 1000))"
-port="$(free_port)"
 LW_ACCOUNT="$emu_url" LW_API_KEY="$(jq -r .key_id "$WORK/emulator.json")" \
     LW_API_SECRET="$(jq -r .secret "$WORK/emulator.json")" \
-    "$helios" webhook --listen "127.0.0.1:$port" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
-    --lacework --lacework-requests-per-hour "$budget" --deadline-ms 10000 --no-resolve --mode enforce \
-    >"$WORK/distinct.decisions" 2>"$WORK/distinct.log" &
-pid=$!
-PIDS+=("$pid")
-bench_wait_ready webhook "https://127.0.0.1:$port/readyz" "$WORK/distinct.log"
-url="https://127.0.0.1:$port/validate"
-# Warm-up: digests of their own, before the DIGESTS counted.
-attack "$url" distinct "$WARMUP" "$DIGESTS" >/dev/null
-base="$(rss_kb "$pid")"
-sample "$pid" "$port" "$WORK/distinct.rss" &
-PIDS+=($!)
-report="$(attack "$url" distinct "$DIGESTS" 0)"
-summary "2. $DIGESTS distinct digests through the scan cache (Lacework emulator, budget $budget requests/hour)" "$report" "$WORK/distinct.rss" "$base" "$pid" "$DIGESTS" "$port"
-decision_logs "$port" distinct "$((WARMUP + DIGESTS))"
+    soak_run distinct distinct "$DIGESTS" \
+    "2. $DIGESTS distinct digests through the scan cache (Lacework emulator, budget $budget requests/hour)" \
+    --lacework --lacework-requests-per-hour "$budget" --deadline-ms 10000
 echo "verdicts: $(jq -r .result.verdict "$WORK/distinct.decisions" | sort | uniq -c | tr '\n' ' ')"
 echo "Lacework emulator calls: $(curl -s "$emu_url/__admin/counters" | jq -c .)"
