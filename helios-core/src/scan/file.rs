@@ -29,10 +29,13 @@ impl ScanReport {
     pub fn from_scan_file_for(path: &Path, candidates: &[&str]) -> Result<Self> {
         let text = crate::bounded::read_file(path, crate::bounded::MAX_SCAN_FILE, "scan file")?;
         let what = format!("scan file {}", path.display());
+        // Parsed once, narrowed per candidate.
+        let contents = Contents::parse(&text).map_err(|e| with_what(e, &what))?;
         let mut last = None;
         for digest in candidates {
-            let report =
-                Self::from_scan_json(&text, Some(digest)).map_err(|e| with_what(e, &what))?;
+            let report = contents
+                .report(Some(digest))
+                .map_err(|e| with_what(e, &what))?;
             if report.status != crate::scan::ScanStatus::NotFound {
                 return Ok(report);
             }
@@ -40,17 +43,46 @@ impl ScanReport {
         }
         match last {
             Some(report) => Ok(report),
-            None => Self::from_scan_json(&text, None).map_err(|e| with_what(e, &what)),
+            None => contents.report(None).map_err(|e| with_what(e, &what)),
         }
     }
 
     /// Parses scan JSON in any of the accepted shapes.
-    ///
+    pub fn from_scan_json(text: &str, digest: Option<&str>) -> Result<Self> {
+        Contents::parse(text)?.report(digest)
+    }
+
+    /// Rejects a report whose summary disagrees with its findings.
+    pub fn check_summary(&self) -> Result<()> {
+        let counted = Summary::count(&self.vulnerabilities);
+        if counted != self.summary {
+            return Err(Error::invalid(
+                "scan",
+                format!(
+                    "summary {:?} does not match the {} listed vulnerabilities (counted {:?})",
+                    self.summary,
+                    self.vulnerabilities.len(),
+                    counted
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a scan file holds, parsed once: Lacework rows (narrowed to an image on demand) or a
+/// Helios report.
+enum Contents {
+    Rows(Vec<lacework::ContainerVulnRow>),
+    Report(Box<ScanReport>),
+}
+
+impl Contents {
     /// The text is deserialized once, straight into what it holds: the top level is told apart
     /// by its first character and, for an object, by which of `data` and `status` it has, read
     /// as borrowed [`RawValue`]s (no tree is built), so a Helios report goes from text to
     /// [`ScanReport`] without an intermediate `serde_json::Value` of every finding.
-    pub fn from_scan_json(text: &str, digest: Option<&str>) -> Result<Self> {
+    fn parse(text: &str) -> Result<Self> {
         let not_json = |e: serde_json::Error| match e.classify() {
             serde_json::error::Category::Data => Error::invalid("scan", e),
             _ => Error::invalid("scan", format!("not JSON: {e}")),
@@ -58,7 +90,7 @@ impl ScanReport {
         match text.trim_start().as_bytes().first() {
             Some(b'[') => {
                 let rows: Vec<Value> = serde_json::from_str(text).map_err(not_json)?;
-                lacework::report_from_rows(&lacework::parse_rows(rows)?, digest)
+                Ok(Contents::Rows(lacework::parse_rows(rows)?))
             }
             Some(b'{') => {
                 /// The two keys that tell an object's shape (present even when `null`);
@@ -78,10 +110,8 @@ impl ScanReport {
                 let shape: Shape = serde_json::from_str(text).map_err(not_json)?;
                 match (shape.data, shape.status) {
                     (Some(data), _) => match serde_json::from_str::<Value>(data.get()) {
-                        Ok(Value::Array(rows)) => {
-                            lacework::report_from_rows(&lacework::parse_rows(rows)?, digest)
-                        }
-                        Ok(Value::Null) => lacework::report_from_rows(&[], digest),
+                        Ok(Value::Array(rows)) => Ok(Contents::Rows(lacework::parse_rows(rows)?)),
+                        Ok(Value::Null) => Ok(Contents::Rows(Vec::new())),
                         _ => Err(Error::invalid(
                             "scan",
                             "`data` must be an array of Lacework rows",
@@ -100,7 +130,7 @@ impl ScanReport {
                         };
                         report.check_summary()?;
                         report.cap_fields();
-                        Ok(report)
+                        Ok(Contents::Report(Box::new(report)))
                     }
                     (None, None) => Err(expected_shape()),
                 }
@@ -112,21 +142,12 @@ impl ScanReport {
         }
     }
 
-    /// Rejects a report whose summary disagrees with its findings.
-    pub fn check_summary(&self) -> Result<()> {
-        let counted = Summary::count(&self.vulnerabilities);
-        if counted != self.summary {
-            return Err(Error::invalid(
-                "scan",
-                format!(
-                    "summary {:?} does not match the {} listed vulnerabilities (counted {:?})",
-                    self.summary,
-                    self.vulnerabilities.len(),
-                    counted
-                ),
-            ));
+    /// The report of the image `digest` names (rows narrowed to it); a Helios report as it is.
+    fn report(&self, digest: Option<&str>) -> Result<ScanReport> {
+        match self {
+            Contents::Rows(rows) => lacework::report_from_rows(rows, digest),
+            Contents::Report(report) => Ok((**report).clone()),
         }
-        Ok(())
     }
 }
 

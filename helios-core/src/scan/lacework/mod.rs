@@ -44,7 +44,7 @@ pub use lookup::{
 pub use ondemand::{SCAN_PATH, ScanState};
 // The wire rows of a container vulnerability search stay inside the crate: callers read a
 // search page or a scan file through `ScanReport::from_scan_json` / `from_scan_file`.
-pub(crate) use rows::{parse_rows, report_from_rows};
+pub(crate) use rows::{ContainerVulnRow, parse_rows, report_from_rows};
 pub use search::{Filter, MAX_LOOK_BACK, SEARCH_PATH, lacework_registry};
 pub(crate) use share::refused as share_refused;
 pub use share::{BudgetShare, ShareLedger};
