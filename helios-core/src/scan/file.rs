@@ -78,10 +78,10 @@ enum Contents {
 }
 
 impl Contents {
-    /// The text is deserialized once, straight into what it holds: the top level is told apart
-    /// by its first character and, for an object, by which of `data` and `status` it has, read
-    /// as borrowed [`RawValue`]s (no tree is built), so a Helios report goes from text to
-    /// [`ScanReport`] without an intermediate `serde_json::Value` of every finding.
+    /// The text is deserialized straight into what it holds: the top level is told apart by its
+    /// first character and, for an object, by reading it as a Helios report (one pass, no
+    /// intermediate `serde_json::Value` of every finding) or, when that fails, by which of
+    /// `data` and `status` it has, read as borrowed [`RawValue`]s (no tree is built).
     fn parse(text: &str) -> Result<Self> {
         let not_json = |e: serde_json::Error| match e.classify() {
             serde_json::error::Category::Data => Error::invalid("scan", e),
@@ -93,6 +93,13 @@ impl Contents {
                 Ok(Contents::Rows(lacework::parse_rows(rows)?))
             }
             Some(b'{') => {
+                // A Helios report, the common case, is read in one pass: its fields are all
+                // known (`deny_unknown_fields`), so any other shape fails at its first foreign
+                // key and is told apart below. Read without tracking each field's path (it
+                // allocates every key it passes, a third of the parse).
+                if let Ok(report) = serde_json::from_str::<ScanReport>(text) {
+                    return Contents::checked(report);
+                }
                 /// The two keys that tell an object's shape (present even when `null`);
                 /// everything else is skipped.
                 #[derive(Deserialize)]
@@ -117,21 +124,14 @@ impl Contents {
                             "`data` must be an array of Lacework rows",
                         )),
                     },
-                    (None, Some(_)) => {
-                        // Read without tracking each field's path (it allocates every key it
-                        // passes, a third of the parse); only a failure is read again with it,
-                        // so the error names the field at fault.
-                        let mut report: ScanReport = match serde_json::from_str(text) {
-                            Ok(report) => report,
-                            Err(_) => serde_path_to_error::deserialize(
-                                &mut serde_json::Deserializer::from_str(text),
-                            )
-                            .map_err(|e| Error::invalid("scan", e))?,
-                        };
-                        report.check_summary()?;
-                        report.cap_fields();
-                        Ok(Contents::Report(Box::new(report)))
-                    }
+                    // A report that failed the quick read above: read again, tracking the
+                    // path, so the error names the field at fault.
+                    (None, Some(_)) => Contents::checked(
+                        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(
+                            text,
+                        ))
+                        .map_err(|e| Error::invalid("scan", e))?,
+                    ),
                     (None, None) => Err(expected_shape()),
                 }
             }
@@ -140,6 +140,13 @@ impl Contents {
                 Err(expected_shape())
             }
         }
+    }
+
+    /// A Helios report, once its summary agrees with its findings.
+    fn checked(mut report: ScanReport) -> Result<Self> {
+        report.check_summary()?;
+        report.cap_fields();
+        Ok(Contents::Report(Box::new(report)))
     }
 
     /// The report of the image `digest` names (rows narrowed to it); a Helios report as it is.
@@ -224,6 +231,11 @@ mod tests {
             ScanReport::from_scan_json(page, Some("sha256:1"))?.status,
             ScanStatus::NotFound
         );
+        // `data` tells a Lacework response even next to a `status`.
+        assert_eq!(
+            ScanReport::from_scan_json(r#"{"status": "completed", "data": []}"#, None)?.status,
+            ScanStatus::NotFound
+        );
         assert_eq!(
             ScanReport::from_scan_json(r#"{"data": null}"#, None)?.status,
             ScanStatus::NotFound
@@ -248,5 +260,12 @@ mod tests {
         let wrong = reason(r#"{"status": "completed", "source": 7}"#);
         assert!(wrong.contains("source"), "{wrong}");
         assert!(!wrong.starts_with("not JSON"), "{wrong}");
+        // A well-formed report is still checked: its summary must match its findings.
+        let miscounted = reason(
+            r#"{"status": "completed", "source": "file", "id": null, "scanned_at": null,
+            "error": null, "vulnerabilities": [], "summary": {"critical": 1, "high": 0,
+            "medium": 0, "low": 0, "info": 0, "unknown": 0, "total": 1, "fixable": 0}}"#,
+        );
+        assert!(miscounted.contains("does not match"), "{miscounted}");
     }
 }
