@@ -58,25 +58,32 @@ function badValuePath(value, path = '$', seen = new Set(), depth = 0) {
 }
 
 /**
- * Calls `fn`; when napi-rs rejects an argument (`InvalidArg`), names the value at fault in the
- * message, as the Python binding does (`input: $.ci.x: …`). The walk runs only on that failure,
- * so a good call costs nothing more.
+ * When napi-rs rejected an argument (`InvalidArg`), names the value at fault in `err`'s message,
+ * as the Python binding does (`input: $.ci.x: …`). `named` is `[[name, value], …]`.
+ */
+function nameBadValue(err, named) {
+  if (err && err.code === 'InvalidArg') {
+    for (const [name, value] of named) {
+      const found = badValuePath(value)
+      if (found) {
+        err.message = `${name}: ${found[0]}: ${found[1]} (${err.message})`
+        break
+      }
+    }
+  }
+  return err
+}
+
+/**
+ * Calls `fn`; when napi-rs rejects an argument, names the value at fault (`nameBadValue`). The
+ * walk runs only on that failure, so a good call costs nothing more.
  */
 function namingBadValues(fn, named) {
   return function (...args) {
     try {
       return fn.apply(this, args)
     } catch (err) {
-      if (err && err.code === 'InvalidArg') {
-        for (const [name, value] of named(args)) {
-          const found = badValuePath(value)
-          if (found) {
-            err.message = `${name}: ${found[0]}: ${found[1]} (${err.message})`
-            break
-          }
-        }
-      }
-      throw err
+      throw nameBadValue(err, named(args))
     }
   }
 }
@@ -88,10 +95,22 @@ class Evaluator extends native.Evaluator {}
 Evaluator.prototype.evaluate = namingBadValues(native.Evaluator.prototype.evaluate, inputArg)
 Evaluator.prototype.evaluateSync = namingBadValues(native.Evaluator.prototype.evaluateSync, inputArg)
 
+/** A policy input read and checked once (see index.d.ts); a bad value is named as in `evaluate`. */
+class PreparedInput extends native.PreparedInput {
+  constructor(input) {
+    try {
+      super(input)
+    } catch (err) {
+      throw nameBadValue(err, inputArg([input]))
+    }
+  }
+}
+
 module.exports = {
   evaluate: namingBadValues(native.evaluate, inputArg),
   evaluateSync: namingBadValues(native.evaluateSync, inputArg),
   Evaluator,
+  PreparedInput,
   scan: native.scan,
   gate: namingBadValues(native.gate, ciOption),
   gateSync: namingBadValues(native.gateSync, ciOption),
