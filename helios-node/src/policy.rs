@@ -220,7 +220,8 @@ impl PreparedInput {
     /// convert or a non-object, the core's `invalid_input` for what breaks the input contract.
     #[napi(constructor, catch_unwind)]
     pub fn new(env: Env, #[napi(ts_arg_type = "PolicyInput")] input: Value) -> napi::Result<Self> {
-        let input = PolicyInput::from_value(check_input(input, "an object (the policy input)")?).map_err(|e| to_js(&env, &e))?;
+        let input = PolicyInput::from_value(check_input(input, "an object (the policy input)")?)
+            .map_err(|e| to_js(&env, &e))?;
         Ok(PreparedInput {
             inner: Arc::new(input),
         })
