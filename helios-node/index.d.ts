@@ -66,10 +66,11 @@ export interface HeliosError extends Error {
  * const decision = await evaluate(input) // the shipped default policy
  * if (!decision.allowed) console.log(decision.violations.map((v) => v.msg))
  *
- * @throws {HeliosError} synchronously with `InvalidArg` for an input napi-rs cannot convert;
+ * @throws {HeliosError} synchronously with `InvalidArg` for an input napi-rs cannot convert
+ *   (neither an object nor a {@link PreparedInput});
  *   the promise rejects with `invalid_input` for bad options (checked by the core), or with the core's `code` (e.g. `policy_parse`, `policy_timeout`, `invalid_input`).
  */
-export declare function evaluate(input: PolicyInput, options?: EvaluateOptions | null): Promise<Decision>
+export declare function evaluate(input: PolicyInput | PreparedInput, options?: EvaluateOptions | null): Promise<Decision>
 
 /**
  * Evaluates the policy on `input` on the calling thread.
@@ -77,7 +78,7 @@ export declare function evaluate(input: PolicyInput, options?: EvaluateOptions |
  * @throws {HeliosError} with the core's `code` (`invalid_input` for bad options), or `InvalidArg`
  *   for an input napi-rs cannot convert.
  */
-export declare function evaluateSync(input: PolicyInput, options?: EvaluateOptions | null): Decision
+export declare function evaluateSync(input: PolicyInput | PreparedInput, options?: EvaluateOptions | null): Decision
 
 /**
  * A policy parsed and prepared once, to evaluate any number of inputs (e.g. every image of a
@@ -98,9 +99,30 @@ export declare class Evaluator {
   /** `sha256:` digest of the policy sources and data (the decision's `policy.version`). */
   get version(): string
   /** Evaluates `input` on the libuv thread pool. */
-  evaluate(input: PolicyInput): Promise<Decision>
+  evaluate(input: PolicyInput | PreparedInput): Promise<Decision>
   /** Evaluates `input` on the calling thread. */
-  evaluateSync(input: PolicyInput): Decision
+  evaluateSync(input: PolicyInput | PreparedInput): Decision
+}
+
+/**
+ * A policy input read and checked once, to evaluate any number of times with any evaluator:
+ * every `evaluate` / `evaluateSync` takes it in place of the object. A snapshot: changing the
+ * object later changes nothing. Its scan is converted into the engine's value on the first
+ * evaluation and shared by the later ones, so they skip reading the object again.
+ *
+ * @example
+ * const prepared = new PreparedInput(input)
+ * const [a, b] = await Promise.all([strict.evaluate(prepared), relaxed.evaluate(prepared)])
+ */
+export declare class PreparedInput {
+  /**
+   * Reads and checks `input` on the calling thread, with exactly the errors evaluating it would
+   * give (same `code` and message).
+   *
+   * @throws {HeliosError} `InvalidArg` for an input that is not an object or holds a value
+   *   napi-rs cannot convert; `invalid_input` for an input that breaks the input contract.
+   */
+  constructor(input: PolicyInput)
 }
 
 /** A scan report: `input.scan` of the input contract (docs/policies.md). */

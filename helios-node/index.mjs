@@ -4,5 +4,5 @@ import { createRequire } from 'node:module'
 
 const helios = createRequire(import.meta.url)('./index.js')
 
-export const { evaluate, evaluateSync, Evaluator, scan, gate, gateSync, VERSION, ERROR_CODES } = helios
+export const { evaluate, evaluateSync, Evaluator, PreparedInput, scan, gate, gateSync, VERSION, ERROR_CODES } = helios
 export default helios

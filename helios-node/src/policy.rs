@@ -1,8 +1,11 @@
-//! `helios_core::policy` for Node: `evaluate`, `evaluateSync` and the `Evaluator` class.
+//! `helios_core::policy` for Node: `evaluate`, `evaluateSync` and the `Evaluator` and
+//! `PreparedInput` classes.
+
+use std::sync::Arc;
 
 use helios_core::Error as CoreError;
 use helios_core::policy::{Decision, EmbeddedEvaluator, EvaluatorOptions, PolicyInput};
-use napi::bindgen_prelude::{AsyncTask, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{AsyncTask, ClassInstance, FromNapiValue, ToNapiValue, Unknown};
 use napi::{Env, ScopedTask};
 use napi_derive::napi;
 use serde_json::Value;
@@ -21,31 +24,62 @@ pub(crate) fn evaluator_options(options: Option<Value>) -> Result<EvaluatorOptio
 }
 
 /// The input must be a plain object (the input contract); arrays and scalars are bad arguments.
-fn check_input(input: Value) -> napi::Result<Value> {
+/// `expected` says what the argument may be, for the message.
+fn check_input(input: Value, expected: &str) -> napi::Result<Value> {
     match input {
         Value::Object(_) => Ok(input),
         other => Err(invalid_arg(format!(
-            "input must be an object (the policy input), got {}",
+            "input must be {expected}, got {}",
             json_kind(&other)
         ))),
     }
 }
 
-fn decide(evaluator: &EmbeddedEvaluator, input: Value) -> Result<Decision, CoreError> {
-    let input = PolicyInput::from_value(input)?;
-    evaluator.evaluate_sync(&input)
+/// The `input` argument of an evaluation: a plain object (its JSON, read into the core's input
+/// when evaluated) or a [`PreparedInput`]'s input.
+enum Input {
+    Plain(Value),
+    Prepared(Arc<PolicyInput>),
 }
 
-fn to_value(decision: &Decision) -> napi::Result<Value> {
-    serde_json::to_value(decision).map_err(|e| napi::Error::from_reason(e.to_string()))
+impl Input {
+    /// A `PreparedInput` instance, else a plain object (napi-rs's JSON conversion).
+    fn read(input: Unknown<'_>) -> napi::Result<Self> {
+        if let Ok(prepared) = ClassInstance::<PreparedInput>::from_unknown(input) {
+            return Ok(Input::Prepared(Arc::clone(&prepared.inner)));
+        }
+        check_input(
+            Value::from_unknown(input)?,
+            "an object (the policy input) or a PreparedInput",
+        )
+        .map(Input::Plain)
+    }
+}
+
+fn decide(evaluator: &EmbeddedEvaluator, input: Input) -> Result<Decision, CoreError> {
+    match input {
+        Input::Plain(value) => evaluator.evaluate_sync(&PolicyInput::from_value(value)?),
+        Input::Prepared(input) => evaluator.evaluate_sync(&input),
+    }
+}
+
+/// The decision as JSON text, which `index.js` parses (`JSON.parse`): at 1,000 findings that is
+/// a fraction of the cost of building the object property by property through N-API (see
+/// docs/performance.md), with the same result for JSON data.
+fn to_json(decision: &Decision) -> napi::Result<String> {
+    serde_json::to_string(decision).map_err(|e| napi::Error::from_reason(e.to_string()))
 }
 
 /// Evaluates the policy on `input` without blocking the JS thread: the policies are read and
 /// compiled, and the input evaluated, on the libuv thread pool.
 /// CPU work only: an `opaUrl` is the core's `invalid_input` (the embedded engine decides).
-#[napi(catch_unwind, ts_return_type = "Promise<Decision>")]
-pub fn evaluate(input: Value, options: Option<Value>) -> napi::Result<AsyncTask<EvaluateTask>> {
-    let input = check_input(input)?;
+/// Resolves to the decision as JSON text ([`to_json`]), which `index.js` parses.
+#[napi(catch_unwind, ts_return_type = "Promise<string>")]
+pub fn evaluate(
+    #[napi(ts_arg_type = "PolicyInput | PreparedInput")] input: Unknown<'_>,
+    options: Option<Value>,
+) -> napi::Result<AsyncTask<EvaluateTask>> {
+    let input = Input::read(input)?;
     // Bad options reject the promise, as every core error of an async call does.
     let job = match evaluator_options(options) {
         Ok(options) => Job::Build(Box::new(options)),
@@ -57,15 +91,20 @@ pub fn evaluate(input: Value, options: Option<Value>) -> napi::Result<AsyncTask<
     }))
 }
 
-/// Evaluates the policy on `input` on the calling (JS) thread.
-#[napi(catch_unwind, ts_return_type = "Decision")]
-pub fn evaluate_sync(env: Env, input: Value, options: Option<Value>) -> napi::Result<Value> {
-    let input = check_input(input)?;
+/// Evaluates the policy on `input` on the calling (JS) thread; the decision as JSON text
+/// ([`to_json`]), which `index.js` parses.
+#[napi(catch_unwind, ts_return_type = "string")]
+pub fn evaluate_sync(
+    env: Env,
+    #[napi(ts_arg_type = "PolicyInput | PreparedInput")] input: Unknown<'_>,
+    options: Option<Value>,
+) -> napi::Result<String> {
+    let input = Input::read(input)?;
     let evaluator = evaluator_options(options)
         .and_then(|o| o.build_embedded())
         .map_err(|e| to_js(&env, &e))?;
     let decision = decide(&evaluator, input).map_err(|e| to_js(&env, &e))?;
-    to_value(&decision)
+    to_json(&decision)
 }
 
 /// What an [`EvaluateTask`] starts from.
@@ -81,7 +120,7 @@ enum Job {
 /// One evaluation on the libuv thread pool.
 pub struct EvaluateTask {
     job: Option<Job>,
-    input: Option<Value>,
+    input: Option<Input>,
 }
 
 impl<'task> ScopedTask<'task> for EvaluateTask {
@@ -109,7 +148,7 @@ impl<'task> ScopedTask<'task> for EvaluateTask {
 
     fn resolve(&mut self, env: &'task Env, output: Self::Output) -> napi::Result<Self::JsValue> {
         match output {
-            Ok(decision) => to_value(&decision)?.into_unknown(env),
+            Ok(decision) => to_json(&decision)?.into_unknown(env),
             Err(e) => Err(to_js(env, &e)),
         }
     }
@@ -139,21 +178,52 @@ impl Evaluator {
         self.inner.version().to_string()
     }
 
-    /// Evaluates `input` on the libuv thread pool.
-    #[napi(catch_unwind, ts_return_type = "Promise<Decision>")]
-    pub fn evaluate(&self, input: Value) -> napi::Result<AsyncTask<EvaluateTask>> {
-        let input = check_input(input)?;
+    /// Evaluates `input` on the libuv thread pool; resolves to the decision as JSON text.
+    #[napi(catch_unwind, ts_return_type = "Promise<string>")]
+    pub fn evaluate(
+        &self,
+        #[napi(ts_arg_type = "PolicyInput | PreparedInput")] input: Unknown<'_>,
+    ) -> napi::Result<AsyncTask<EvaluateTask>> {
+        let input = Input::read(input)?;
         Ok(AsyncTask::new(EvaluateTask {
             job: Some(Job::Ready(self.inner.clone())),
             input: Some(input),
         }))
     }
 
-    /// Evaluates `input` on the calling (JS) thread.
-    #[napi(catch_unwind, ts_return_type = "Decision")]
-    pub fn evaluate_sync(&self, env: Env, input: Value) -> napi::Result<Value> {
-        let input = check_input(input)?;
+    /// Evaluates `input` on the calling (JS) thread; the decision as JSON text.
+    #[napi(catch_unwind, ts_return_type = "string")]
+    pub fn evaluate_sync(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "PolicyInput | PreparedInput")] input: Unknown<'_>,
+    ) -> napi::Result<String> {
+        let input = Input::read(input)?;
         let decision = decide(&self.inner, input).map_err(|e| to_js(&env, &e))?;
-        to_value(&decision)
+        to_json(&decision)
+    }
+}
+
+/// A policy input read and checked once, to evaluate any number of times with any evaluator.
+///
+/// Holds the core's `PolicyInput`, a snapshot of the object it was made from (changing the
+/// object later changes nothing). Its scan is converted into the engine's value on the first
+/// evaluation and shared by the later ones.
+#[napi]
+pub struct PreparedInput {
+    inner: Arc<PolicyInput>,
+}
+
+#[napi]
+impl PreparedInput {
+    /// Reads and checks `input` as an evaluation would: `InvalidArg` for what napi-rs cannot
+    /// convert or a non-object, the core's `invalid_input` for what breaks the input contract.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: Env, #[napi(ts_arg_type = "PolicyInput")] input: Value) -> napi::Result<Self> {
+        let input = PolicyInput::from_value(check_input(input, "an object (the policy input)")?)
+            .map_err(|e| to_js(&env, &e))?;
+        Ok(PreparedInput {
+            inner: Arc::new(input),
+        })
     }
 }

@@ -10,6 +10,11 @@ or your own Rego, and get the decision contract back as a dict::
     for item in inputs:
         evaluator.evaluate(item)
 
+An input evaluated more than once is read once with :class:`PreparedInput`::
+
+    prepared = helios.PreparedInput(policy_input)
+    evaluator.evaluate(prepared)
+
 Gate an image in CI as ``helios gate`` does (the scan from a file or from Lacework)::
 
     result = helios.gate("registry.example.com/team/app:1.4", scan_file="scan.json")
@@ -34,6 +39,7 @@ from ._helios import (
     PolicyTimeoutError,
     PolicyTypeError,
     PolicyUndefinedError,
+    PreparedInput,
     RemoteError,
     ServiceError,
     UnavailableError,
@@ -64,6 +70,7 @@ __all__ = [
     "PolicyTimeoutError",
     "PolicyTypeError",
     "PolicyUndefinedError",
+    "PreparedInput",
     "RemoteError",
     "ServiceError",
     "UnavailableError",

@@ -16,7 +16,7 @@ DEFAULT_TIME_LIMIT_MS: Final[int]
 _Path = str | os.PathLike[str]
 
 def evaluate(
-    input: dict[str, Any],
+    input: dict[str, Any] | PreparedInput,
     policy: _Path | Sequence[_Path] | None = None,
     *,
     data: dict[str, Any] | None = None,
@@ -30,8 +30,8 @@ def evaluate(
     Releases the GIL while the policy is compiled and evaluated.
 
     Raises:
-        TypeError: an argument of the wrong type (``input`` not a dict, ``policy`` an int, a
-            value JSON cannot hold such as a set).
+        TypeError: an argument of the wrong type (``input`` neither a dict nor a
+            :class:`PreparedInput`, ``policy`` an int, a value JSON cannot hold such as a set).
         HeliosError: a subclass per error code (e.g. PolicyTimeoutError, InvalidInputError).
     """
 
@@ -116,7 +116,7 @@ class Evaluator:
         rego_v0: bool = False,
         time_limit_ms: int | None = None,
     ) -> None: ...
-    def evaluate(self, input: dict[str, Any]) -> Decision:
+    def evaluate(self, input: dict[str, Any] | PreparedInput) -> Decision:
         """Evaluates one input (releasing the GIL) and returns the decision."""
     @property
     def version(self) -> str:
@@ -124,6 +124,22 @@ class Evaluator:
     @property
     def package(self) -> str:
         """The package whose document is the decision, e.g. ``helios``."""
+
+class PreparedInput:
+    """A policy input read and checked once, to evaluate any number of times with any
+    :class:`Evaluator` (or :func:`evaluate`). A snapshot of the dict: changing the dict later
+    changes nothing. Its scan is converted into the engine's value on the first evaluation and
+    shared by the later ones. Immutable and thread-safe."""
+
+    def __init__(self, input: dict[str, Any]) -> None:
+        """Reads and checks ``input`` (the input contract), with the errors
+        ``evaluate(input)`` would raise.
+
+        Raises:
+            TypeError: ``input`` not a dict, or holding a value JSON cannot hold (a set, ...).
+            InvalidInputError: ``input`` breaks the input contract (the field is named), or
+                holds a number JSON cannot hold or nesting deeper than 128 levels.
+        """
 
 class HeliosError(Exception):
     """Base of every Helios error."""

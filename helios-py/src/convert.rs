@@ -41,9 +41,15 @@ impl ConvertError {
 
 /// Converts a `dict` (a JSON object) to a JSON value; anything else is a `TypeError`.
 pub fn object_to_json(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+    object_to_json_or(obj, what, "a dict")
+}
+
+/// [`object_to_json`], its `TypeError` for a non-dict saying `what` must be `expected` (e.g. `a
+/// dict or a PreparedInput`).
+pub fn object_to_json_or(obj: &Bound<'_, PyAny>, what: &str, expected: &str) -> PyResult<Value> {
     if !obj.is_instance_of::<PyDict>() {
         return Err(PyTypeError::new_err(format!(
-            "{what} must be a dict, not {}",
+            "{what} must be {expected}, not {}",
             type_name(obj)
         )));
     }

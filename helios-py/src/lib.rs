@@ -28,6 +28,7 @@ fn _helios(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     error::register(m)?;
     m.add_class::<policy::Evaluator>()?;
+    m.add_class::<policy::PreparedInput>()?;
     m.add_function(wrap_pyfunction!(policy::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(gate::scan, m)?)?;
     m.add_function(wrap_pyfunction!(gate::gate, m)?)?;

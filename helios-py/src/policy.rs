@@ -1,5 +1,7 @@
-//! `helios_core::policy` for Python: the `Evaluator` class and the one-shot `evaluate`.
+//! `helios_core::policy` for Python: the `Evaluator` and `PreparedInput` classes and the
+//! one-shot `evaluate`.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use helios_core::policy::{EmbeddedEvaluator, EvaluatorOptions, PolicyInput};
@@ -7,7 +9,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-use crate::convert::{object_to_json, type_name};
+use crate::convert::{object_to_json, object_to_json_or, type_name};
 use crate::error::to_py;
 
 /// A policy parsed and prepared once, to evaluate any number of inputs.
@@ -45,8 +47,8 @@ impl Evaluator {
         Ok(Evaluator { inner, package })
     }
 
-    /// Evaluates the policy on one input (a dict following the input contract) and returns the
-    /// decision as a dict.
+    /// Evaluates the policy on one input (a dict following the input contract, or a
+    /// `PreparedInput`) and returns the decision as a dict.
     fn evaluate<'py>(&self, input: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         evaluate_with(&self.inner, input)
     }
@@ -85,9 +87,66 @@ pub fn evaluate<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = input.py();
     // Check the input before paying for the policy, so a bad call fails fast.
-    let value = object_to_json(input, "input")?;
+    let input = Input::read(input)?;
     let evaluator = Evaluator::new(py, policy, data, package, rego_v0, time_limit_ms)?;
-    run(py, &evaluator.inner, value)
+    input.decide(py, &evaluator.inner)
+}
+
+/// A policy input read and checked once, to evaluate any number of times.
+///
+/// Holds the core's `PolicyInput`, a snapshot of the dict it was made from (changing the dict
+/// later changes nothing). Its scan is converted into the engine's value on the first
+/// evaluation and shared by the later ones, with any evaluator. Frozen and thread-safe.
+#[pyclass(frozen, module = "helios", name = "PreparedInput")]
+pub struct PreparedInput {
+    inner: PolicyInput,
+}
+
+#[pymethods]
+impl PreparedInput {
+    /// Reads and checks `input` (a dict following the input contract) as `evaluate` would.
+    #[new]
+    fn new(input: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(PreparedInput {
+            inner: read_input(input, "a dict")?,
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("PreparedInput(image={:?})", self.inner.image.reference)
+    }
+}
+
+/// The `input` argument of an evaluation: a `PreparedInput`'s input (borrowed), or a dict read
+/// into the core's input now.
+struct Input<'a>(Cow<'a, PolicyInput>);
+
+impl<'a> Input<'a> {
+    fn read(input: &'a Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Input(match input.cast::<PreparedInput>() {
+            Ok(prepared) => Cow::Borrowed(&prepared.get().inner),
+            Err(_) => Cow::Owned(read_input(input, "a dict or a PreparedInput")?),
+        }))
+    }
+
+    /// Evaluates with the GIL released; the decision as a dict.
+    fn decide<'py>(
+        &self,
+        py: Python<'py>,
+        evaluator: &EmbeddedEvaluator,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let decision = py
+            .detach(|| evaluator.evaluate_sync(&self.0))
+            .map_err(|e| to_py(py, &e))?;
+        Ok(pythonize::pythonize(py, &decision)?)
+    }
+}
+
+/// A dict → the core's `PolicyInput`, checked against the input contract; anything else is a
+/// `TypeError` saying `input` must be `expected`.
+fn read_input(input: &Bound<'_, PyAny>, expected: &str) -> PyResult<PolicyInput> {
+    let value = object_to_json_or(input, "input", expected)?;
+    PolicyInput::from_value(value).map_err(|e| to_py(input.py(), &e))
 }
 
 /// The keyword arguments as the core's options (a thin field copy: pyo3 has already checked
@@ -120,20 +179,7 @@ fn evaluate_with<'py>(
     evaluator: &EmbeddedEvaluator,
     input: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let value = object_to_json(input, "input")?;
-    run(input.py(), evaluator, value)
-}
-
-fn run<'py>(
-    py: Python<'py>,
-    evaluator: &EmbeddedEvaluator,
-    value: serde_json::Value,
-) -> PyResult<Bound<'py, PyAny>> {
-    let input = PolicyInput::from_value(value).map_err(|e| to_py(py, &e))?;
-    let decision = py
-        .detach(|| evaluator.evaluate_sync(&input))
-        .map_err(|e| to_py(py, &e))?;
-    Ok(pythonize::pythonize(py, &decision)?)
+    Input::read(input)?.decide(input.py(), evaluator)
 }
 
 /// `str | os.PathLike | list/tuple of them` → paths. A bare `str` is one path, never a

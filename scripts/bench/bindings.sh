@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Python `Evaluator.evaluate` and Node `Evaluator#evaluate` vs the Rust call on the same input
-# (issue 10: within 15 %). A benchmark, never run in CI.
+# (issue 10: within 15 %), given the input as a dict / object and as a PreparedInput. A
+# benchmark, never run in CI.
 #
 #   scripts/bench/bindings.sh [FINDINGS...]      # default: 10 1000 10000
 #
@@ -14,13 +15,19 @@
 #   file, the evaluator built once (benches/bindings.rs; its scan's engine value is built on the
 #   first call and shared by the later ones); also the same call on a new PolicyInput each time
 #   (read before the clock starts), which converts the scan again ("Rust, new input");
-# - Python: `Evaluator().evaluate(doc)`, doc the dict `json.load` read once from the same file;
-# - Node: `await new Evaluator().evaluate(doc)`, doc the object `JSON.parse` read once.
+# - Python: `Evaluator().evaluate(doc)`, doc the dict `json.load` read once from the same file,
+#   then `Evaluator().evaluate(prepared)`, prepared = `helios.PreparedInput(doc)` made once;
+# - Node: `await new Evaluator().evaluate(doc)`, doc the object `JSON.parse` read once, then
+#   `await evaluator.evaluate(prepared)` and `evaluator.evaluateSync(prepared)`, prepared =
+#   `new PreparedInput(doc)` made once.
 #
 # Each: one evaluator built once, ITERATIONS / 10 + 2 warm-up calls, then ITERATIONS calls
 # timed one by one; the median per call. ITERATIONS = clamp(200000 / N, 20, 2000). A binding
 # gets its input as a native object on every call, so its time includes reading that object
-# into the core's types and the decision back into native objects: the binding's overhead.
+# into the core's types and the decision back into native objects: the binding's overhead. A
+# PreparedInput was read once, and its scan's engine value is shared after the first call, as the
+# Rust call's: its time is the evaluation plus the decision back (Node's `evaluate`: plus the hop
+# to the libuv pool and back).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -47,7 +54,8 @@ echo "==> building the release Node addon (napi build --release)" >&2
 (cd "$ROOT/helios-node" && { [[ -x node_modules/.bin/napi ]] || npm ci --no-audit --no-fund --ignore-scripts >&2; } &&
     npx napi build --platform --release --no-js --dts "$WORK/native.d.ts" \
         --output-dir "$WORK/node" >&2)
-addon="$(ls "$WORK"/node/helios.*.node)"
+# index.js loads `helios.<platform>.node` from its own directory: the release addon just built.
+cp "$ROOT/helios-node/index.js" "$WORK/node/"
 
 echo "==> building the Rust bench (cargo bench --no-run)" >&2
 rust_bench="$(cd "$ROOT" && cargo bench -p helios-core --bench bindings --no-run \
@@ -56,7 +64,8 @@ rust_bench="$(cd "$ROOT" && cargo bench -p helios-core --bench bindings --no-run
 
 iterations() { awk -v n="$1" 'BEGIN { i = int(200000 / n); if (i < 20) i = 20; if (i > 2000) i = 2000; print i }'; }
 
-# bench_python ITERATIONS FILE: median ns per call.
+# bench_python ITERATIONS FILE: median ns per call, of `evaluate(dict)` then of
+# `evaluate(PreparedInput)`.
 bench_python() {
     "$venv/bin/python" - "$@" <<'PY'
 import json, sys, time
@@ -65,37 +74,50 @@ iterations, path = int(sys.argv[1]), sys.argv[2]
 with open(path) as f:
     doc = json.load(f)
 evaluator = helios.Evaluator(time_limit_ms=30000)
-for _ in range(iterations // 10 + 2):
-    evaluator.evaluate(doc)
-times = []
-for _ in range(iterations):
-    started = time.perf_counter_ns()
-    evaluator.evaluate(doc)
-    times.append(time.perf_counter_ns() - started)
-times.sort()
-print(times[len(times) // 2])
+
+def median(arg):
+    for _ in range(iterations // 10 + 2):
+        evaluator.evaluate(arg)
+    times = []
+    for _ in range(iterations):
+        started = time.perf_counter_ns()
+        evaluator.evaluate(arg)
+        times.append(time.perf_counter_ns() - started)
+    times.sort()
+    return times[len(times) // 2]
+
+print(median(doc), median(helios.PreparedInput(doc)))
 PY
 }
 
-# bench_node ITERATIONS FILE: median ns per call.
+# bench_node ITERATIONS FILE: median ns per call, of `await evaluate(object)`, then
+# `await evaluate(PreparedInput)`, then `evaluateSync(PreparedInput)`. The package's index.js
+# (its wrappers and exports) over the release addon of this run, copied into the scratch dir.
 bench_node() {
-    node - "$addon" "$@" <<'JS'
+    node - "$WORK/node/index.js" "$@" <<'JS'
 const { readFileSync } = require('node:fs')
-const [addon, iterations, path] = process.argv.slice(2)
-const { Evaluator } = require(addon)
+const [pkg, iterations, path] = process.argv.slice(2)
+const { Evaluator, PreparedInput } = require(pkg)
 const doc = JSON.parse(readFileSync(path, 'utf8'))
 const evaluator = new Evaluator({ timeLimitMs: 30000 })
-;(async () => {
-  const n = Number(iterations)
-  for (let i = 0; i < Math.floor(n / 10) + 2; i++) await evaluator.evaluate(doc)
+const n = Number(iterations)
+async function median(call) {
+  for (let i = 0; i < Math.floor(n / 10) + 2; i++) await call()
   const times = []
   for (let i = 0; i < n; i++) {
     const started = process.hrtime.bigint()
-    await evaluator.evaluate(doc)
+    await call()
     times.push(Number(process.hrtime.bigint() - started))
   }
   times.sort((a, b) => a - b)
-  console.log(times[Math.floor(n / 2)])
+  return times[Math.floor(n / 2)]
+}
+;(async () => {
+  const prepared = new PreparedInput(doc)
+  const object = await median(() => evaluator.evaluate(doc))
+  const preparedAsync = await median(() => evaluator.evaluate(prepared))
+  const preparedSync = await median(() => evaluator.evaluateSync(prepared))
+  console.log(object, preparedAsync, preparedSync)
 })().catch((e) => { console.error(e); process.exit(1) })
 JS
 }
@@ -115,15 +137,17 @@ for engine in "${ENGINES[@]}"; do
         iters="$(iterations "$n")"
         echo "==> $engine, $n findings, $iters calls each" >&2
         read -r _ rust rust_new < <("$rust_bench" --bench "$iters" "$file")
-        python="$(bench_python "$iters" "$file")"
-        node="$(bench_node "$iters" "$file")"
-        rows+=("| $engine | $n | $(ms "$rust") | $(ms "$python") | $(ms "$node") | **$(ratio "$python" "$rust")×** | **$(ratio "$node" "$rust")×** | $(ms "$rust_new") | $(ratio "$python" "$rust_new")× / $(ratio "$node" "$rust_new")× |")
+        read -r python python_prep < <(bench_python "$iters" "$file")
+        read -r node node_prep node_sync_prep < <(bench_node "$iters" "$file")
+        rows+=("| $engine | $n | $(ms "$rust") | $(ms "$python") | $(ms "$node") | **$(ratio "$python" "$rust")×** | **$(ratio "$node" "$rust")×** | $(ms "$python_prep") **$(ratio "$python_prep" "$rust")×** | $(ms "$node_prep") **$(ratio "$node_prep" "$rust")×** | $(ms "$node_sync_prep") **$(ratio "$node_sync_prep" "$rust")×** | $(ms "$rust_new") | $(ratio "$python" "$rust_new")× / $(ratio "$node" "$rust_new")× |")
     done
 done
 
 echo
 echo "Bindings vs the Rust call, median per call, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| engine | findings | Rust | Python | Node | Python / Rust | Node / Rust | Rust, new input | Python / Node vs new input |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "Prepared: the input given as a PreparedInput made once (each cell: median, its ratio to Rust)."
+echo
+echo "| engine | findings | Rust | Python | Node | Python / Rust | Node / Rust | Python prepared | Node prepared | Node sync prepared | Rust, new input | Python / Node vs new input |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
