@@ -123,6 +123,15 @@ export declare class PreparedInput {
    *   napi-rs cannot convert; `invalid_input` for an input that breaks the input contract.
    */
   constructor(input: PolicyInput)
+  /**
+   * Reads and checks an input's JSON text (e.g. a file's content) without building the object
+   * first. Plain objects given to `evaluate` / `evaluateSync` take this path themselves when
+   * their JSON text is exact (strings, booleans, null, finite numbers, arrays and plain
+   * objects); anything else is read as before.
+   *
+   * @throws {HeliosError} `invalid_input` for text that is not JSON or breaks the input contract.
+   */
+  static fromJson(text: string): PreparedInput
 }
 
 /** A scan report: `input.scan` of the input contract (docs/policies.md). */

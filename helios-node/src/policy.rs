@@ -226,4 +226,15 @@ impl PreparedInput {
             inner: Arc::new(input),
         })
     }
+
+    /// Reads and checks the JSON text of an input (a file's content, or `JSON.stringify`'s
+    /// output, which `index.js` hands over for plain objects): the core's `invalid_input` for
+    /// text that is not JSON or breaks the input contract.
+    #[napi(factory, catch_unwind)]
+    pub fn from_json(env: Env, text: String) -> napi::Result<Self> {
+        let input = PolicyInput::from_json(&text).map_err(|e| to_js(&env, &e))?;
+        Ok(PreparedInput {
+            inner: Arc::new(input),
+        })
+    }
 }

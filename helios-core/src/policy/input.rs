@@ -140,11 +140,20 @@ impl PolicyInput {
     }
 
     /// Reads and validates an input document, naming the field at fault on error.
+    ///
+    /// Like [`from_value`](Self::from_value), reads without tracking each field's path and
+    /// only reads again with it when that fails.
     pub fn from_json(text: &str) -> Result<Self> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let input: PolicyInput = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| Error::invalid("policy input", e))?;
-        de.end().map_err(|e| Error::invalid("policy input", e))?;
+        let input = match serde_json::from_str::<PolicyInput>(text) {
+            Ok(input) => input,
+            Err(_) => {
+                let mut de = serde_json::Deserializer::from_str(text);
+                let input: PolicyInput = serde_path_to_error::deserialize(&mut de)
+                    .map_err(|e| Error::invalid("policy input", e))?;
+                de.end().map_err(|e| Error::invalid("policy input", e))?;
+                input
+            }
+        };
         input.validate()
     }
 
