@@ -39,6 +39,22 @@ function caseOptions(c) {
   return options
 }
 
+/** Every case whose policy builds, as { name, doc, evaluator }: its input and an Evaluator of its options. */
+function buildableCases() {
+  const { Evaluator } = require('..')
+  const cases = []
+  for (const { name, case: c } of loadCases()) {
+    let evaluator
+    try {
+      evaluator = new Evaluator(caseOptions(c))
+    } catch {
+      continue // the policy does not build
+    }
+    cases.push({ name, doc: caseInput(c), evaluator })
+  }
+  return cases
+}
+
 function readJson(rel) {
   return JSON.parse(fs.readFileSync(path.join(FIXTURES, rel), 'utf8'))
 }
@@ -73,4 +89,4 @@ async function startEmulator(binary = emulatorBinary()) {
   return { child, emu: JSON.parse(line) }
 }
 
-module.exports = { ROOT, FIXTURES, CASES, loadCases, caseInput, caseOptions, readJson, emulatorBinary, startEmulator }
+module.exports = { ROOT, FIXTURES, CASES, loadCases, buildableCases, caseInput, caseOptions, readJson, emulatorBinary, startEmulator }
