@@ -104,7 +104,12 @@ pub async fn run(args: GateArgs) -> Result<u8> {
         Format::Sarif => print!("{}", outcome.render(ReportFormat::Sarif)),
     }
     write_artifacts(&outcome, &args.artifact)?;
-    Ok(u8::try_from(outcome.exit_code()).unwrap_or(1))
+    let code = u8::try_from(outcome.exit_code()).unwrap_or(1);
+    // The process ends here: its memory goes back to the system at exit, so the scan, its engine
+    // value and the compiled policy are not freed value by value first (that was 3.6 % of a gate
+    // on a 1,000-finding scan: 1.8 M of 49.3 M instructions).
+    std::mem::forget((outcome, gate));
+    Ok(code)
 }
 
 /// Writes every artifact or none: each is first written beside its destination, and only when
