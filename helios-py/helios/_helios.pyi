@@ -141,6 +141,17 @@ class PreparedInput:
                 holds a number JSON cannot hold or nesting deeper than 128 levels.
         """
 
+    @staticmethod
+    def from_json(text: str) -> PreparedInput:
+        """Reads and checks an input's JSON text (e.g. a file's content) without building a
+        dict first.
+
+        Raises:
+            TypeError: ``text`` not a str.
+            InvalidInputError: ``text`` is not JSON or breaks the input contract (the field is
+                named).
+        """
+
 class HeliosError(Exception):
     """Base of every Helios error."""
 

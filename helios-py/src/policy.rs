@@ -112,6 +112,17 @@ impl PreparedInput {
         })
     }
 
+    /// Reads and checks an input's JSON text (e.g. a file's content) without building a dict
+    /// first: `InvalidInputError` for text that is not JSON or breaks the input contract.
+    #[staticmethod]
+    fn from_json(py: Python<'_>, text: &str) -> PyResult<Self> {
+        // Parsing touches no Python object: let other threads run.
+        let inner = py
+            .detach(|| PolicyInput::from_json(text))
+            .map_err(|e| to_py(py, &e))?;
+        Ok(PreparedInput { inner })
+    }
+
     fn __repr__(&self) -> String {
         format!("PreparedInput(image={:?})", self.inner.image.reference)
     }
