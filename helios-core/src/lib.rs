@@ -42,6 +42,7 @@ pub mod error;
 pub mod gate;
 mod http;
 pub mod image;
+mod json;
 pub mod policy;
 pub mod registry;
 pub mod scan;

@@ -140,36 +140,14 @@ impl PolicyInput {
     }
 
     /// Reads and validates an input document, naming the field at fault on error.
-    ///
-    /// Like [`from_value`](Self::from_value), reads without tracking each field's path and
-    /// only reads again with it when that fails.
     pub fn from_json(text: &str) -> Result<Self> {
-        let input = match serde_json::from_str::<PolicyInput>(text) {
-            Ok(input) => input,
-            Err(_) => {
-                let mut de = serde_json::Deserializer::from_str(text);
-                let input: PolicyInput = serde_path_to_error::deserialize(&mut de)
-                    .map_err(|e| Error::invalid("policy input", e))?;
-                de.end().map_err(|e| Error::invalid("policy input", e))?;
-                input
-            }
-        };
-        input.validate()
+        crate::json::from_str::<Self>(text, "policy input")?.validate()
     }
 
     /// Validates an input already parsed into a JSON value (what the Python and Node bindings
-    /// hand over).
-    ///
-    /// Reads the value without tracking the path of each field (the tracking allocates every
-    /// key it passes, a large share of the time on a big scan) and, only when that fails, again
-    /// with it, so an error names the field at fault exactly as before.
+    /// hand over), naming the field at fault on error.
     pub fn from_value(value: serde_json::Value) -> Result<Self> {
-        let input = match PolicyInput::deserialize(&value) {
-            Ok(input) => input,
-            Err(_) => serde_path_to_error::deserialize(value)
-                .map_err(|e| Error::invalid("policy input", e))?,
-        };
-        input.validate()
+        crate::json::from_value::<Self>(value, "policy input")?.validate()
     }
 
     fn validate(self) -> Result<Self> {

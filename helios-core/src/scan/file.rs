@@ -95,8 +95,7 @@ impl Contents {
             Some(b'{') => {
                 // A Helios report, the common case, is read in one pass: its fields are all
                 // known (`deny_unknown_fields`), so any other shape fails at its first foreign
-                // key and is told apart below. Read without tracking each field's path (it
-                // allocates every key it passes, a third of the parse).
+                // key and is told apart below.
                 if let Ok(report) = serde_json::from_str::<ScanReport>(text) {
                     return Contents::checked(report);
                 }
@@ -124,14 +123,8 @@ impl Contents {
                             "`data` must be an array of Lacework rows",
                         )),
                     },
-                    // A report that failed the quick read above: read again, tracking the
-                    // path, so the error names the field at fault.
-                    (None, Some(_)) => Contents::checked(
-                        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(
-                            text,
-                        ))
-                        .map_err(|e| Error::invalid("scan", e))?,
-                    ),
+                    // A report that failed the read above: its error, naming the field.
+                    (None, Some(_)) => Contents::checked(crate::json::from_str(text, "scan")?),
                     (None, None) => Err(expected_shape()),
                 }
             }
