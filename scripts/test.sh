@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 CARGO_BUILD_TARGET="$(rustc -vV | sed -n 's/^host: //p')"
 export CARGO_BUILD_TARGET
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A one-shot run gains nothing from incremental state (gigabytes under target/); a developer's
+# own setting wins.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
