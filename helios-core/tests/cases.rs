@@ -245,7 +245,10 @@ fn the_interpreter_keeps_what_the_vm_cannot_run() -> helios_core::Result<()> {
         .build()?;
     assert_eq!(
         (default.engine(), default.engine_reason()),
-        (EngineKind::Rvm, "the policy compiled")
+        (
+            EngineKind::Rvm,
+            "the shipped default policy, compiled when Helios was built"
+        )
     );
     Ok(())
 }

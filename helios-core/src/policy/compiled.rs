@@ -13,11 +13,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use regorus::Value;
-use regorus::rvm::program::Program;
+use regorus::rvm::program::{DeserializationResult, Program};
 use regorus::rvm::vm::{RegoVM, VmError};
 use regorus::utils::limits::ExecutionTimerConfig;
 
 use crate::policy::Package;
+use crate::policy::set::DEFAULT_POLICY_SOURCE;
+
+/// The shipped default policy (`default/helios.rego`) compiled into a VM program when Helios was
+/// built, so that an evaluator of the default policy starts without parsing, analysing and
+/// compiling it: a `helios gate` is a whole process, and those took 4 M of its 47 M
+/// instructions (docs/performance.md). Regorus's own binary format; the test
+/// `the_shipped_program_is_the_default_policy_compiled` fails when it is not what this regorus
+/// compiles from the policy now, and rewrites it when run with `HELIOS_BLESS=1`. A stale file
+/// is never used: [`Compiled::shipped`] compares the policy text the program carries.
+const SHIPPED_PROGRAM: &[u8] = include_bytes!("default/helios.rvm");
 
 /// The rules of the decision contract, in the order they are evaluated.
 const CONTRACT_RULES: [&str; 5] = ["allow", "deny", "violation", "warn", "policy_id"];
@@ -87,9 +97,6 @@ impl Compiled {
             if policy.get_rules().keys().any(nested) {
                 return Err(format!("{path} is defined by rules with a longer ref head"));
             }
-            if data_at(&data, package, rule).is_some() {
-                return Err(format!("{path} is given by data"));
-            }
         }
         let entry_points: Vec<&str> = rules.iter().map(|(_, path)| path.as_str()).collect();
         let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
@@ -97,10 +104,59 @@ impl Compiled {
             &entry_points,
         )
         .map_err(|e| format!("the compiler refuses the policy: {e}"))?;
+        Self::from_program(program, data, package, time_limit)
+    }
+
+    /// The shipped default policy compiled when Helios was built ([`SHIPPED_PROGRAM`]), for
+    /// `package` over `data`; `None` when that program is not the default policy of this build
+    /// compiled by this regorus, or when the data conflicts with it (the caller then compiles,
+    /// and says why it cannot).
+    pub(crate) fn shipped(data: Value, package: &Package, time_limit: Duration) -> Option<Self> {
+        let program = match Program::deserialize_binary(SHIPPED_PROGRAM) {
+            Ok(DeserializationResult::Complete(program)) => program,
+            _ => return None,
+        };
+        let source = DEFAULT_POLICY_SOURCE;
+        let compiled_from_default = !program.rego_v0
+            && program.sources.len() == 1
+            && program
+                .sources
+                .first()
+                .is_some_and(|file| file.content == source);
+        if !compiled_from_default {
+            return None;
+        }
+        Self::from_program(Arc::new(program), data, package, time_limit).ok()
+    }
+
+    /// A compiled program of the contract rules of `package`, checked against `data`.
+    fn from_program(
+        program: Arc<Program>,
+        data: Value,
+        package: &Package,
+        time_limit: Duration,
+    ) -> Result<Self, String> {
+        for rule in CONTRACT_RULES {
+            if data_at(&data, package, rule).is_some() {
+                return Err(format!("{} is given by data", package.rule(rule)));
+            }
+        }
+        // The document keys, in entry-point order (the index each run executes).
+        let keys = program
+            .entry_points
+            .keys()
+            .map(|path| {
+                CONTRACT_RULES
+                    .into_iter()
+                    .find(|rule| package.rule(rule) == *path)
+                    .map(Value::from)
+                    .ok_or_else(|| format!("{path} is not a rule of the decision contract"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let compiled = Compiled {
             program,
             data,
-            keys: rules.iter().map(|(rule, _)| Value::from(*rule)).collect(),
+            keys,
             timer: ExecutionTimerConfig {
                 limit: time_limit,
                 check_interval: NonZeroU32::new(TIMER_CHECK_INTERVAL).unwrap_or(NonZeroU32::MIN),
@@ -203,10 +259,136 @@ fn run_error(err: VmError) -> RunError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use serde_json::json;
 
+    use super::{Compiled, SHIPPED_PROGRAM};
     use crate::error::{Error, Result};
-    use crate::policy::{EmbeddedEvaluator, EngineKind};
+    use crate::policy::embedded::prepare;
+    use crate::policy::{EmbeddedEvaluator, EngineKind, Package, PolicySet};
+
+    /// The default policy compiled now, as the shipped program was.
+    fn default_policy_compiled() -> Result<Compiled> {
+        let mut set = PolicySet::new();
+        set.add_default_policy();
+        let limit = Duration::from_secs(1);
+        let engine = prepare(&set, false, limit)?;
+        Compiled::new(
+            &engine,
+            regorus::Value::new_object(),
+            &Package::default(),
+            limit,
+        )
+        .map_err(|e| Error::invalid("default policy", e))
+    }
+
+    /// `default/helios.rvm` is what this regorus compiles from `default/helios.rego` now, byte
+    /// for byte; `HELIOS_BLESS=1` rewrites it (after a change of the policy or of regorus).
+    #[test]
+    fn the_shipped_program_is_the_default_policy_compiled() -> Result<()> {
+        let bytes = default_policy_compiled()?
+            .program
+            .serialize_binary()
+            .map_err(|e| Error::invalid("program", e))?;
+        // The same policy compiles to the same bytes, or no file could be checked.
+        let again = default_policy_compiled()?
+            .program
+            .serialize_binary()
+            .map_err(|e| Error::invalid("program", e))?;
+        assert!(
+            bytes == again,
+            "compiling the default policy twice gave two programs"
+        );
+        if std::env::var_os("HELIOS_BLESS").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/policy/default/helios.rvm");
+            std::fs::write(path, &bytes).map_err(|e| Error::io(path, e))?;
+            return Ok(());
+        }
+        assert!(
+            bytes == SHIPPED_PROGRAM,
+            "helios-core/src/policy/default/helios.rvm is stale ({} bytes, the policy compiles to \
+             {}): run `HELIOS_BLESS=1 cargo test -p helios-core --lib shipped_program`",
+            SHIPPED_PROGRAM.len(),
+            bytes.len()
+        );
+        Ok(())
+    }
+
+    /// An evaluator of the default policy runs the shipped program, and decides every fixture
+    /// input exactly as the policy compiled now and as the interpreter do.
+    #[test]
+    fn the_shipped_program_decides_as_the_policy() -> Result<()> {
+        let shipped = EmbeddedEvaluator::default_policy()?;
+        assert_eq!(shipped.engine(), EngineKind::Rvm);
+        assert!(
+            shipped.engine_reason().contains("shipped"),
+            "{}",
+            shipped.engine_reason()
+        );
+        let fresh = default_policy_compiled()?;
+        let interpreter = EmbeddedEvaluator::builder()
+            .engine(EngineKind::Interpreter)
+            .build()?;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/inputs");
+        let mut inputs = 0;
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let path = entry.map_err(|e| Error::io(dir, e))?.path();
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let input: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::invalid("fixture", e))?;
+            let name = path.display();
+            let decision = shipped.evaluate_json(input.clone())?;
+            assert_eq!(
+                decision,
+                interpreter.evaluate_json(input.clone())?,
+                "{name}"
+            );
+            let document = fresh
+                .document(regorus::Value::from(input))
+                .map_err(|e| Error::invalid("fresh", format!("{e:?}")))?;
+            let document =
+                serde_json::to_value(document).map_err(|e| Error::invalid("fresh", e))?;
+            let expected = crate::policy::Decision::from_document(
+                Some(&document),
+                &Package::default(),
+                shipped.version().to_string(),
+                crate::policy::Backend::Embedded,
+            )?;
+            assert_eq!(decision, expected, "{name}");
+            inputs += 1;
+        }
+        assert!(inputs >= 10, "only {inputs} fixture inputs in {dir}");
+        Ok(())
+    }
+
+    /// The shipped program is not taken for anything but the default policy as shipped.
+    #[test]
+    fn other_policies_and_options_compile_their_own() -> Result<()> {
+        let interpreter = EmbeddedEvaluator::builder()
+            .engine(EngineKind::Interpreter)
+            .build()?;
+        assert_eq!(interpreter.engine(), EngineKind::Interpreter);
+        let mut set = PolicySet::new();
+        set.add_default_policy();
+        set.add_module(
+            "extra.rego",
+            "package helios\n\ndeny contains \"x\" if input.x\n",
+        );
+        let extended = EmbeddedEvaluator::builder().policies(set).build()?;
+        assert_eq!(extended.engine_reason(), "the policy compiled");
+        assert!(extended.evaluate_json(json!({"x": true}))?.violations.len() == 1);
+        // Data that gives a contract rule keeps the default policy off the VM, as before.
+        let given = EmbeddedEvaluator::builder()
+            .data(json!({"helios": {"deny": ["given"]}}))
+            .build()?;
+        assert!(
+            !given.engine_reason().contains("shipped"),
+            "{}",
+            given.engine_reason()
+        );
+        Ok(())
+    }
 
     fn input(severity: &str) -> serde_json::Value {
         json!({

@@ -78,9 +78,7 @@ pub struct EmbeddedEvaluator {
 }
 
 struct Inner {
-    engine: regorus::Engine,
-    /// The compiled program, when the evaluator runs on the VM.
-    compiled: Option<Compiled>,
+    runner: Runner,
     /// Why the evaluator runs the engine it runs.
     engine_reason: String,
     package: Package,
@@ -90,6 +88,12 @@ struct Inner {
     /// Permits of the bounded blocking pool async evaluations run on (see
     /// [`EmbeddedBuilder::max_concurrent`]).
     pool: Arc<tokio::sync::Semaphore>,
+}
+
+/// What evaluates: the compiled program on the VM, or the interpreter's prepared engine.
+enum Runner {
+    Vm(Compiled),
+    Interpreter(Box<regorus::Engine>),
 }
 
 /// Extra wall-clock time an async evaluation gets beyond its time limit before the watchdog
@@ -211,7 +215,7 @@ impl EmbeddedBuilder {
     /// Fails with [`Error::PolicyParse`] (naming `file:line`) on a syntax error, with
     /// [`Error::PolicyUndefined`] when no module declares the package, and with
     /// [`Error::InvalidInput`] when the VM is required but refuses the policy.
-    pub fn build(self) -> Result<EmbeddedEvaluator> {
+    pub fn build(mut self) -> Result<EmbeddedEvaluator> {
         let required = match self.engine {
             Some(engine) => Some(engine),
             None => match std::env::var(ENGINE_ENV) {
@@ -219,16 +223,33 @@ impl EmbeddedBuilder {
                 _ => None,
             },
         };
-        let mut set = self.set.unwrap_or_default();
+        let mut set = self.set.take().unwrap_or_default();
         for path in &self.paths {
             set.add_path(path)?;
         }
         if set.modules().is_empty() {
             set.add_default_policy();
         }
-        for data in self.data {
+        for data in std::mem::take(&mut self.data) {
             set.add_data(data)?;
         }
+        check_time_limit(self.time_limit)?;
+        let data = regorus::Value::from(serde_json::Value::Object(set.data().clone()));
+
+        // The shipped default policy starts from its program compiled when Helios was built:
+        // nothing to parse, analyse or compile.
+        let shipped = (required != Some(EngineKind::Interpreter)
+            && !self.rego_v0
+            && self.package == Package::default()
+            && set.is_default_policy())
+        .then(|| Compiled::shipped(data.clone(), &self.package, self.time_limit))
+        .flatten();
+        if let Some(compiled) = shipped {
+            let reason = "the shipped default policy, compiled when Helios was built";
+            tracing::debug!(engine = %EngineKind::Rvm, reason, package = %self.package, "embedded policy engine");
+            return Ok(self.evaluator(Runner::Vm(compiled), reason.to_string(), set.digest()));
+        }
+
         let engine = prepare(&set, self.rego_v0, self.time_limit)?;
 
         let declared = engine.get_packages().map_err(|e| Error::PolicyEval {
@@ -245,7 +266,6 @@ impl EmbeddedBuilder {
         let (compiled, engine_reason) = if required == Some(EngineKind::Interpreter) {
             (None, "the interpreter was asked for".to_string())
         } else {
-            let data = regorus::Value::from(serde_json::Value::Object(set.data().clone()));
             match Compiled::new(&engine, data, &self.package, self.time_limit) {
                 Ok(compiled) => (Some(compiled), "the policy compiled".to_string()),
                 Err(why) if required == Some(EngineKind::Rvm) => {
@@ -267,14 +287,27 @@ impl EmbeddedBuilder {
             tracing::info!(engine = %kind, reason = %engine_reason, package = %self.package, "embedded policy engine");
         }
 
-        Ok(EmbeddedEvaluator {
+        let runner = match compiled {
+            Some(compiled) => Runner::Vm(compiled),
+            None => Runner::Interpreter(Box::new(engine)),
+        };
+        Ok(self.evaluator(runner, engine_reason, set.digest()))
+    }
+
+    fn evaluator(
+        self,
+        runner: Runner,
+        engine_reason: String,
+        version: String,
+    ) -> EmbeddedEvaluator {
+        let query = self.package.query();
+        EmbeddedEvaluator {
             inner: Arc::new(Inner {
-                engine,
-                compiled,
+                runner,
                 engine_reason,
                 package: self.package,
                 query,
-                version: set.digest(),
+                version,
                 time_limit: self.time_limit,
                 pool: Arc::new(tokio::sync::Semaphore::new(if self.max_concurrent == 0 {
                     default_pool_size()
@@ -282,8 +315,20 @@ impl EmbeddedBuilder {
                     self.max_concurrent
                 })),
             }),
-        })
+        }
     }
+}
+
+// regorus reads a zero limit as "no limit": refuse it rather than silently disable the guard
+// against runaway policies.
+fn check_time_limit(time_limit: Duration) -> Result<()> {
+    if time_limit.is_zero() {
+        return Err(Error::invalid(
+            "time limit",
+            "must be at least 1 ms (a zero limit would disable it)",
+        ));
+    }
+    Ok(())
 }
 
 /// Builds and prepares an engine from a set. Builtin errors stay lenient (a failing builtin makes
@@ -293,14 +338,7 @@ pub(crate) fn prepare(
     rego_v0: bool,
     time_limit: Duration,
 ) -> Result<regorus::Engine> {
-    // regorus reads a zero limit as "no limit": refuse it rather than silently disable the guard
-    // against runaway policies.
-    if time_limit.is_zero() {
-        return Err(Error::invalid(
-            "time limit",
-            "must be at least 1 ms (a zero limit would disable it)",
-        ));
-    }
+    check_time_limit(time_limit)?;
     let mut engine = regorus::Engine::new();
     engine.set_rego_v0(rego_v0);
     for module in set.modules() {
@@ -341,15 +379,15 @@ impl EmbeddedEvaluator {
 
     /// The engine this evaluator runs, chosen once by [`EmbeddedBuilder::build`].
     pub fn engine(&self) -> EngineKind {
-        if self.inner.compiled.is_some() {
-            EngineKind::Rvm
-        } else {
-            EngineKind::Interpreter
+        match self.inner.runner {
+            Runner::Vm(_) => EngineKind::Rvm,
+            Runner::Interpreter(_) => EngineKind::Interpreter,
         }
     }
 
-    /// Why it runs that engine: `the policy compiled`, that the interpreter was asked for, or
-    /// what the compiler refused.
+    /// Why it runs that engine: `the policy compiled`, that it is the shipped default policy
+    /// compiled when Helios was built, that the interpreter was asked for, or what the compiler
+    /// refused.
     pub fn engine_reason(&self) -> &str {
         &self.inner.engine_reason
     }
@@ -370,14 +408,14 @@ impl EmbeddedEvaluator {
 
     fn evaluate_value(&self, input: regorus::Value) -> Result<Decision> {
         let inner = &self.inner;
-        let document = match &inner.compiled {
-            Some(compiled) => Some(compiled.document(input).map_err(|e| match e {
+        let document = match &inner.runner {
+            Runner::Vm(compiled) => Some(compiled.document(input).map_err(|e| match e {
                 RunError::Timeout => Error::PolicyTimeout {
                     limit: inner.time_limit,
                 },
                 RunError::Failed(message) => Error::PolicyEval { message },
             })?),
-            None => self.interpret(input)?,
+            Runner::Interpreter(engine) => self.interpret(engine, input)?,
         };
         let document = document
             .as_ref()
@@ -395,9 +433,13 @@ impl EmbeddedEvaluator {
     }
 
     /// The package document on the interpreter; `None` when undefined.
-    fn interpret(&self, input: regorus::Value) -> Result<Option<regorus::Value>> {
+    fn interpret(
+        &self,
+        engine: &regorus::Engine,
+        input: regorus::Value,
+    ) -> Result<Option<regorus::Value>> {
         let inner = &self.inner;
-        let mut engine = inner.engine.clone();
+        let mut engine = engine.clone();
         engine.set_input(input);
         let results = engine
             .eval_query(inner.query.clone(), false)

@@ -10,10 +10,9 @@ use crate::error::{Error, Result};
 /// The `policy_id` of the shipped default policy.
 pub const DEFAULT_POLICY_ID: &str = "helios.default";
 
-const DEFAULT_POLICY: (&str, &str) = (
-    "helios-default/helios.rego",
-    include_str!("default/helios.rego"),
-);
+/// The shipped default policy's Rego source.
+pub(crate) const DEFAULT_POLICY_SOURCE: &str = include_str!("default/helios.rego");
+const DEFAULT_POLICY: (&str, &str) = ("helios-default/helios.rego", DEFAULT_POLICY_SOURCE);
 const DEFAULT_POLICY_TESTS: (&str, &str) = (
     "helios-default/helios_test.rego",
     include_str!("default/helios_test.rego"),
@@ -60,6 +59,11 @@ impl PolicySet {
         if self.tests {
             self.add_module(DEFAULT_POLICY_TESTS.0, DEFAULT_POLICY_TESTS.1);
         }
+    }
+
+    /// Whether the set's only module is the shipped default policy (whatever its data).
+    pub(crate) fn is_default_policy(&self) -> bool {
+        matches!(self.modules.as_slice(), [only] if only.name == DEFAULT_POLICY.0 && only.source == DEFAULT_POLICY.1)
     }
 
     /// Adds one module from source.
