@@ -6,10 +6,13 @@
 #   scripts/bench/ci.sh [FINDINGS] [RUNS]     # default 1000 findings, 20 runs per command
 #
 # Every command is one whole process (start, read the policy and the 1,000-finding scan, decide,
-# print), run RUNS times after 2 warm-up runs; the table shows the median wall time and the peak
-# RSS (/usr/bin/time's maximum resident set size, largest of the runs). Helios is the release
-# build (HELIOS_BIN: a prebuilt one; HELIOS_BENCH_CARGO_FLAGS: extra flags of the build); opa is the pinned one of scripts/install-tools.sh (or HELIOS_OPA_BIN);
-# conftest is built from its Go module into .tools/bin by this script only.
+# print), run RUNS times after 2 warm-up runs, the commands in turn; the table shows the median
+# wall time and the largest peak RSS (the process's own ru_maxrss; scripts/bench/procs.py).
+# Helios is the CLI as scripts/package.sh ships it, the profile-guided release build of
+# scripts/pgo.sh (HELIOS_BENCH_PGO=0: the plain release build; HELIOS_BIN: a prebuilt one;
+# HELIOS_BENCH_CARGO_FLAGS: extra flags of the build); opa is the pinned one of
+# scripts/install-tools.sh (or HELIOS_OPA_BIN); conftest is built from its Go module into
+# .tools/bin by this script only.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -17,7 +20,7 @@ FINDINGS="${1:-1000}"
 RUNS="${2:-20}"
 CONFTEST_VERSION="v0.71.1"
 
-helios="$(bench_helios)"
+helios="$(HELIOS_BENCH_PGO="${HELIOS_BENCH_PGO:-1}" bench_helios)"
 opa="$(bench_opa)"
 conftest="$(bench_go_tool conftest github.com/open-policy-agent/conftest "$CONFTEST_VERSION")"
 
@@ -45,21 +48,18 @@ for i in "${!commands[@]}"; do
     fi
 done
 
+# One posix_spawn and wait4 per run, the commands interleaved (procs.py).
+args=()
+for i in "${!commands[@]}"; do
+    # shellcheck disable=SC2206
+    args+=(-- ${commands[$i]})
+done
+timings="$(python3 "$ROOT/scripts/bench/procs.py" "$RUNS" 2 "${args[@]}")"
+mapfile -t results <<<"$timings"
 declare -A wall rss
 for i in "${!commands[@]}"; do
-    times=()
-    peak=0
-    for run in $(seq $((RUNS + 2))); do
-        start="$(date +%s%N)"
-        /usr/bin/time -f '%M' -o "$WORK/rss" ${commands[$i]} >/dev/null 2>&1 || true
-        end="$(date +%s%N)"
-        ((run <= 2)) && continue
-        times+=("$(((end - start) / 1000))")
-        kib="$(tail -n 1 "$WORK/rss")"
-        ((kib > peak)) && peak="$kib"
-    done
-    wall[$i]="$(printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { printf "%.1f", a[int((NR + 1) / 2)] / 1000 }')"
-    rss[$i]="$(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }')"
+    wall[$i]="$(cut -f1 <<<"${results[$i]}")"
+    rss[$i]="$(cut -f2 <<<"${results[$i]}")"
 done
 
 echo

@@ -29,11 +29,16 @@ bench_release_bin() {
         tail -n 1
 }
 
-# bench_helios: the release `helios` binary ($HELIOS_BIN, or built now with the extra cargo flags
-# of $HELIOS_BENCH_CARGO_FLAGS).
+# bench_helios: the release `helios` binary ($HELIOS_BIN; with HELIOS_BENCH_PGO=1 the
+# profile-guided build of scripts/pgo.sh; else built now with the extra cargo flags of
+# $HELIOS_BENCH_CARGO_FLAGS).
 bench_helios() {
     if [[ -n "${HELIOS_BIN:-}" ]]; then
         echo "$HELIOS_BIN"
+        return
+    fi
+    if [[ "${HELIOS_BENCH_PGO:-0}" == 1 ]]; then
+        "$ROOT/scripts/pgo.sh"
         return
     fi
     # shellcheck disable=SC2086
