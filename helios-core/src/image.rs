@@ -128,10 +128,10 @@ impl fmt::Display for ImageRef {
 /// oci-spec's `REFERENCE_REGEXP` with `\w` spelt `[0-9A-Za-z_]`: the same grammar on ASCII.
 const REFERENCE_ASCII: &str = r"^((?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+)?(?::[0-9]+)?/)?[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?)(?::([0-9A-Za-z_][0-9A-Za-z_.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}))?$";
 
-/// [`REFERENCE_ASCII`] compiled on first use (well under a millisecond); `None` if it did not
-/// compile, which leaves every reference to oci-spec.
-static REFERENCE: LazyLock<Option<regex::Regex>> =
-    LazyLock::new(|| regex::Regex::new(REFERENCE_ASCII).ok());
+/// [`REFERENCE_ASCII`] compiled on first use; `None` if it did not compile, which leaves every
+/// reference to oci-spec.
+static REFERENCE: LazyLock<Option<regex_lite::Regex>> =
+    LazyLock::new(|| regex_lite::Regex::new(REFERENCE_ASCII).ok());
 
 /// A reference split and normalised as oci-spec does, before Helios's own rule.
 #[derive(Debug, PartialEq, Eq)]
