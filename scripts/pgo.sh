@@ -24,6 +24,12 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 say() { echo "pgo: $*" >&2; }
 
+# ring's C and assembly for a musl target build with musl-gcc (as scripts/package.sh does).
+if [[ "$TRIPLE" == *-musl ]] && command -v musl-gcc >/dev/null 2>&1; then
+    cc_var="CC_${TRIPLE//-/_}"
+    export "$cc_var=${!cc_var:-musl-gcc}"
+fi
+
 # llvm-profdata must read the raw profiles of rustc's own LLVM: same major version.
 profdata_tool() {
     local candidate

@@ -319,7 +319,9 @@ mod tests {
     /// input exactly as the policy compiled now and as the interpreter do.
     #[test]
     fn the_shipped_program_decides_as_the_policy() -> Result<()> {
-        let shipped = EmbeddedEvaluator::default_policy()?;
+        let shipped = EmbeddedEvaluator::builder()
+            .engine(EngineKind::Rvm)
+            .build()?;
         assert_eq!(shipped.engine(), EngineKind::Rvm);
         assert!(
             shipped.engine_reason().contains("shipped"),
@@ -375,7 +377,10 @@ mod tests {
             "extra.rego",
             "package helios\n\ndeny contains \"x\" if input.x\n",
         );
-        let extended = EmbeddedEvaluator::builder().policies(set).build()?;
+        let extended = EmbeddedEvaluator::builder()
+            .policies(set)
+            .engine(EngineKind::Rvm)
+            .build()?;
         assert_eq!(extended.engine_reason(), "the policy compiled");
         assert!(extended.evaluate_json(json!({"x": true}))?.violations.len() == 1);
         // Data that gives a contract rule keeps the default policy off the VM, as before.
