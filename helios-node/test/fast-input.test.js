@@ -10,27 +10,27 @@ const path = require('node:path')
 const { test } = require('node:test')
 
 const helios = require('..')
-const { buildableCases, readJson } = require('./helpers')
-
-/** The error `fn` throws, or the rejection of the promise it returns; null when none. */
-async function errorOf(fn) {
-  try {
-    await fn()
-  } catch (err) {
-    return err
-  }
-  return null
-}
+const { caseEvaluators, errorOf, readJson } = require('./helpers')
 
 test('every shared case decides alike on the object, its JSON text and the N-API read', async () => {
   let compared = 0
-  for (const { name, doc, evaluator } of buildableCases()) {
+  for (const { name, doc, options, evaluator, buildError } of caseEvaluators()) {
     const viaObject = await errorOf(() => new helios.PreparedInput(doc))
     const viaText = await errorOf(() => helios.PreparedInput.fromJson(JSON.stringify(doc)))
     // The two reads accept and refuse the same inputs (their messages differ: a JSON error
     // names a line and column), and an evaluation of the object always answers as the N-API
     // read does.
     assert.equal(viaText === null, viaObject === null, `${name}: ${viaText && viaText.message}`)
+    if (buildError) {
+      // The policy does not build: the one-shot call on the object (sent as JSON text) fails as
+      // on the N-API read, with the input's error first, else the policy's.
+      const expected = viaObject || buildError
+      for (const call of [() => helios.evaluateSync(doc, options), () => helios.evaluate(doc, options)]) {
+        const got = await errorOf(call)
+        assert.deepEqual([got && got.code, got && got.message], [expected.code, expected.message], name)
+      }
+      continue
+    }
     if (viaObject !== null) {
       const got = await errorOf(() => evaluator.evaluateSync(doc))
       assert.deepEqual([got.code, got.message], [viaObject.code, viaObject.message], name)

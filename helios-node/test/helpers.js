@@ -39,20 +39,32 @@ function caseOptions(c) {
   return options
 }
 
-/** Every case whose policy builds, as { name, doc, evaluator }: its input and an Evaluator of its options. */
-function buildableCases() {
+/**
+ * Every shared case as { name, doc, options, evaluator, buildError }: its input, its options, and
+ * an Evaluator of them, or (evaluator null) the error building one threw when the policy does not
+ * build, so that tests assert on those cases too instead of leaving them out.
+ */
+function caseEvaluators() {
   const { Evaluator } = require('..')
-  const cases = []
-  for (const { name, case: c } of loadCases()) {
-    let evaluator
+  return loadCases().map(({ name, case: c }) => {
+    const doc = caseInput(c)
+    const options = caseOptions(c)
     try {
-      evaluator = new Evaluator(caseOptions(c))
-    } catch {
-      continue // the policy does not build
+      return { name, doc, options, evaluator: new Evaluator(options), buildError: null }
+    } catch (buildError) {
+      return { name, doc, options, evaluator: null, buildError }
     }
-    cases.push({ name, doc: caseInput(c), evaluator })
+  })
+}
+
+/** The error `fn` throws, or the rejection of the promise it returns; null when none. */
+async function errorOf(fn) {
+  try {
+    await fn()
+  } catch (err) {
+    return err
   }
-  return cases
+  return null
 }
 
 function readJson(rel) {
@@ -89,4 +101,4 @@ async function startEmulator(binary = emulatorBinary()) {
   return { child, emu: JSON.parse(line) }
 }
 
-module.exports = { ROOT, FIXTURES, CASES, loadCases, buildableCases, caseInput, caseOptions, readJson, emulatorBinary, startEmulator }
+module.exports = { ROOT, FIXTURES, CASES, loadCases, caseEvaluators, errorOf, caseInput, caseOptions, readJson, emulatorBinary, startEmulator }
