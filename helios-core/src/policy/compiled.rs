@@ -273,7 +273,7 @@ mod tests {
         let mut set = PolicySet::new();
         set.add_default_policy();
         let limit = Duration::from_secs(1);
-        let engine = prepare(&set, false, limit)?;
+        let engine = prepare(&set, regorus::Value::new_object(), false, limit)?;
         Compiled::new(
             &engine,
             regorus::Value::new_object(),

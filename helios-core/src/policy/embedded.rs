@@ -234,7 +234,7 @@ impl EmbeddedBuilder {
             set.add_data(data)?;
         }
         check_time_limit(self.time_limit)?;
-        let data = regorus::Value::from(serde_json::Value::Object(set.data().clone()));
+        let data = data_value(&set);
 
         // The shipped default policy starts from its program compiled when Helios was built:
         // nothing to parse, analyse or compile.
@@ -250,7 +250,7 @@ impl EmbeddedBuilder {
             return Ok(self.evaluator(Runner::Vm(compiled), reason.to_string(), set.digest()));
         }
 
-        let engine = prepare(&set, self.rego_v0, self.time_limit)?;
+        let engine = prepare(&set, data.clone(), self.rego_v0, self.time_limit)?;
 
         let declared = engine.get_packages().map_err(|e| Error::PolicyEval {
             message: e.to_string(),
@@ -331,10 +331,18 @@ fn check_time_limit(time_limit: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Builds and prepares an engine from a set. Builtin errors stay lenient (a failing builtin makes
-/// its expression undefined), as in OPA's server, so both backends decide alike.
+/// The set's data document as the engine's value (converted once per build: values are shared,
+/// not copied, by the engine and the VM).
+pub(crate) fn data_value(set: &PolicySet) -> regorus::Value {
+    regorus::Value::from(serde_json::Value::Object(set.data().clone()))
+}
+
+/// Builds and prepares an engine from a set's modules and its `data` ([`data_value`]). Builtin
+/// errors stay lenient (a failing builtin makes its expression undefined), as in OPA's server, so
+/// both backends decide alike.
 pub(crate) fn prepare(
     set: &PolicySet,
+    data: regorus::Value,
     rego_v0: bool,
     time_limit: Duration,
 ) -> Result<regorus::Engine> {
@@ -346,7 +354,6 @@ pub(crate) fn prepare(
             .add_policy(module.name.clone(), module.source.clone())
             .map_err(|e| parse_error(&module.name, &e))?;
     }
-    let data = regorus::Value::from(serde_json::Value::Object(set.data().clone()));
     engine
         .add_data(data)
         .map_err(|e| Error::invalid("data", e))?;

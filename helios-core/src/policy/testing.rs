@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::policy::PolicySet;
-use crate::policy::embedded::prepare;
+use crate::policy::embedded::{data_value, prepare};
 
 /// The outcome of one test rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct TestResult {
 /// produces). regorus has no public rule listing short of its AST export, which would cost a
 /// feature and a schema walk for the same answer.
 pub fn run_tests(set: &PolicySet, rego_v0: bool, time_limit: Duration) -> Result<Vec<TestResult>> {
-    let engine = prepare(set, rego_v0, time_limit)?;
+    let engine = prepare(set, data_value(set), rego_v0, time_limit)?;
     let mut results = Vec::new();
     for module in set.modules() {
         let Some(package) = package_of(&module.source) else {
