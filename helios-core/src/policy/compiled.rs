@@ -97,6 +97,7 @@ impl Compiled {
             if policy.get_rules().keys().any(nested) {
                 return Err(format!("{path} is defined by rules with a longer ref head"));
             }
+            not_given_by_data(&data, package, rule)?;
         }
         let entry_points: Vec<&str> = rules.iter().map(|(_, path)| path.as_str()).collect();
         let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
@@ -116,31 +117,25 @@ impl Compiled {
             Ok(DeserializationResult::Complete(program)) => program,
             _ => return None,
         };
-        let source = DEFAULT_POLICY_SOURCE;
         let compiled_from_default = !program.rego_v0
-            && program.sources.len() == 1
-            && program
-                .sources
-                .first()
-                .is_some_and(|file| file.content == source);
+            && matches!(program.sources.as_slice(), [only] if only.content == DEFAULT_POLICY_SOURCE);
         if !compiled_from_default {
             return None;
+        }
+        for rule in CONTRACT_RULES {
+            not_given_by_data(&data, package, rule).ok()?;
         }
         Self::from_program(Arc::new(program), data, package, time_limit).ok()
     }
 
-    /// A compiled program of the contract rules of `package`, checked against `data`.
+    /// A compiled program of the contract rules of `package`, checked against `data`'s
+    /// documents under the rules (its contract keys are checked by the caller).
     fn from_program(
         program: Arc<Program>,
         data: Value,
         package: &Package,
         time_limit: Duration,
     ) -> Result<Self, String> {
-        for rule in CONTRACT_RULES {
-            if data_at(&data, package, rule).is_some() {
-                return Err(format!("{} is given by data", package.rule(rule)));
-            }
-        }
         // The document keys, in entry-point order (the index each run executes).
         let keys = program
             .entry_points
@@ -227,6 +222,15 @@ impl Compiled {
             }
         }
         Ok(Value::from(document))
+    }
+}
+
+/// A contract rule's value given by data would not come from the rules alone: the interpreter
+/// keeps such a package.
+fn not_given_by_data(data: &Value, package: &Package, rule: &str) -> Result<(), String> {
+    match data_at(data, package, rule) {
+        Some(_) => Err(format!("{} is given by data", package.rule(rule))),
+        None => Ok(()),
     }
 }
 
