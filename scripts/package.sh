@@ -51,7 +51,7 @@ build_cli() {
     local bin="" rc=0
     if [[ "${HELIOS_PGO:-1}" != 0 ]]; then
         step "cli: scripts/pgo.sh $triple (profile-guided release build)"
-        bin="$(CC_x86_64_unknown_linux_musl=musl-gcc "$ROOT/scripts/pgo.sh" "$triple")" || rc=$?
+        bin="$("$ROOT/scripts/pgo.sh" "$triple")" || rc=$?  # sets musl-gcc for a musl target itself
         if ((rc == 3)); then
             echo "package: no PGO (see above); the CLI is the plain release build" >&2
             bin=""
