@@ -39,6 +39,13 @@ export interface EvaluateOptions {
   regoV0?: boolean
   /** Execution time limit of one evaluation in milliseconds (default 250). */
   timeLimitMs?: number
+  /**
+   * Share one evaluation's decision rules (`deny`, `warn`, …) among the cores, for one large
+   * decision on an otherwise idle machine such as a CI step (as `helios gate` does); the decision
+   * is the same. Leave it off when many inputs are decided at once, or for small ones: a thread
+   * then costs more than it saves. Default `false`.
+   */
+  parallelRules?: boolean
 }
 
 /**

@@ -90,12 +90,19 @@ impl PolicyArgs {
             opa_ca: self.opa_ca.clone(),
             opa_timeout_ms: self.opa_timeout_ms,
             engine: self.engine,
+            parallel_rules: false,
         }
     }
 
-    /// Builds the evaluator these flags describe.
-    pub fn evaluator(&self) -> Result<Evaluator> {
-        self.options().build()
+    /// Builds the evaluator these flags describe for a command that makes one decision and
+    /// exits (`gate`, `eval`): its contract rules run on the idle cores at once
+    /// ([`EvaluatorOptions::parallel_rules`]).
+    pub fn one_decision_evaluator(&self) -> Result<Evaluator> {
+        EvaluatorOptions {
+            parallel_rules: true,
+            ..self.options()
+        }
+        .build()
     }
 }
 

@@ -18,14 +18,20 @@
 //! before the clock starts), which converts the scan again: the Rust call on an input it has not
 //! seen before.
 //!
+//! A third figure is the async call, [`PolicyEvaluator::evaluate`] awaited on a multi-threaded
+//! tokio runtime, on the input read once: what a Rust service pays per decision, the evaluation
+//! on tokio's blocking pool (the caller's thread stays free) and the hop there and back. Node's
+//! `evaluate` (a Promise, the evaluation on the libuv pool) is the same kind of call.
+//!
 //! For each file: ITERATIONS / 10 + 2 warm-up calls, then ITERATIONS timed calls of each kind;
-//! prints one line `FILE MEDIAN_NS MEDIAN_NEW_INPUT_NS` (medians of the per-call times). Under
+//! prints one line `FILE MEDIAN_NS MEDIAN_NEW_INPUT_NS MEDIAN_ASYNC_NS` (medians of the per-call
+//! times). Under
 //! `cargo test --all-targets` (no `--bench` flag) it only checks that the evaluator decides on a
 //! small input.
 
 use std::time::{Duration, Instant};
 
-use helios_core::policy::{EmbeddedEvaluator, PolicyInput};
+use helios_core::policy::{EmbeddedEvaluator, PolicyEvaluator, PolicyInput};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args()
@@ -76,7 +82,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::hint::black_box(evaluator.evaluate_sync(&fresh)?);
             new.push(started.elapsed());
         }
-        println!("{file} {} {}", median(once), median(new));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let asynchronous = runtime.block_on(async {
+            for _ in 0..iterations / 10 + 2 {
+                std::hint::black_box(evaluator.evaluate(&input).await?);
+            }
+            let mut times = Vec::with_capacity(iterations);
+            for _ in 0..iterations {
+                let started = Instant::now();
+                std::hint::black_box(evaluator.evaluate(&input).await?);
+                times.push(started.elapsed());
+            }
+            Ok::<_, helios_core::Error>(times)
+        })?;
+        println!(
+            "{file} {} {} {}",
+            median(once),
+            median(new),
+            median(asynchronous)
+        );
     }
     Ok(())
 }

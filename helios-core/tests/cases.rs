@@ -18,8 +18,18 @@ fn run_embedded(case: &Case) -> helios_core::Result<Decision> {
 /// Runs a case on the engine asked for (`None`: the default choice); returns the decision and
 /// the engine that ran it.
 fn run_on(case: &Case, engine: Option<EngineKind>) -> helios_core::Result<(Decision, EngineKind)> {
+    run_with(case, engine, false)
+}
+
+/// [`run_on`], the contract rules shared among the cores when `parallel_rules`.
+fn run_with(
+    case: &Case,
+    engine: Option<EngineKind>,
+    parallel_rules: bool,
+) -> helios_core::Result<(Decision, EngineKind)> {
     let mut options = case.options();
     options.engine = engine;
+    options.parallel_rules = parallel_rules;
     let evaluator = options.build_embedded()?;
     let input = PolicyInput::from_value(case.input.clone())?;
     Ok((evaluator.evaluate_sync(&input)?, evaluator.engine()))
@@ -35,6 +45,7 @@ fn exact(outcome: &helios_core::Result<(Decision, EngineKind)>) -> String {
 
 /// The compiled VM and the interpreter decide every shared case identically, byte for byte
 /// (errors included), and the VM runs the cases it can: every one of the shipped default policy.
+/// The VM with its contract rules shared among threads (`parallel_rules`) decides alike too.
 #[test]
 fn both_engines_decide_every_case_alike() -> Result<(), String> {
     let cases = load_cases()?;
@@ -57,6 +68,15 @@ fn both_engines_decide_every_case_alike() -> Result<(), String> {
             other => other,
         };
         on_vm += 1;
+        let parallel = run_with(case, Some(EngineKind::Rvm), true);
+        if exact(&parallel) != exact(&compiled) {
+            mismatches.push(format!(
+                "{}:\n  rvm:          {}\n  rvm parallel: {}",
+                case.name,
+                exact(&compiled),
+                exact(&parallel)
+            ));
+        }
         if exact(&compiled) != exact(&interpreted) {
             mismatches.push(format!(
                 "{}:\n  rvm:         {}\n  interpreter: {}",

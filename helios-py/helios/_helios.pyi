@@ -23,9 +23,11 @@ def evaluate(
     package: str | None = None,
     rego_v0: bool = False,
     time_limit_ms: int | None = None,
+    parallel_rules: bool = False,
 ) -> Decision:
     """Evaluates ``input`` once with ``policy`` (files or directories of ``.rego`` and data
     files; the shipped default policy when None). For many inputs, build an :class:`Evaluator`.
+    ``parallel_rules`` as in :class:`Evaluator`.
 
     Releases the GIL while the policy is compiled and evaluated.
 
@@ -84,6 +86,7 @@ def gate(
     docker_config: _Path | None = None,
     plain_http: Sequence[str] | None = None,
     registry_ca: Mapping[str, _Path] | None = None,
+    parallel_rules: bool = False,
 ) -> GateResult:
     """Decides whether ``image`` may ship, as ``helios gate`` does: the scan from ``scan_file``
     (a Lacework v2 search response, its rows, or a Helios report) or ``scan_dir`` (a directory of
@@ -105,7 +108,13 @@ def gate(
     """
 
 class Evaluator:
-    """A policy parsed and prepared once, to evaluate any number of inputs. Thread-safe."""
+    """A policy parsed and prepared once, to evaluate any number of inputs. Thread-safe.
+
+    ``parallel_rules=True`` shares one evaluation's decision rules (``deny``, ``warn``, …) among
+    the cores, for one large decision on an otherwise idle machine such as a CI step (as
+    ``helios gate`` and ``helios eval`` do); the decision is the same. Leave it off when many
+    inputs are decided at once, or for small ones: a thread then costs more than it saves.
+    """
 
     def __init__(
         self,
@@ -115,6 +124,7 @@ class Evaluator:
         package: str | None = None,
         rego_v0: bool = False,
         time_limit_ms: int | None = None,
+        parallel_rules: bool = False,
     ) -> None: ...
     def evaluate(self, input: dict[str, Any] | PreparedInput) -> Decision:
         """Evaluates one input (releasing the GIL) and returns the decision."""

@@ -119,6 +119,7 @@ pub fn scan<'py>(
     docker_config: Option<PathBuf>,
     plain_http: Option<Vec<String>>,
     registry_ca: Option<BTreeMap<String, PathBuf>>,
+    parallel_rules: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = image.py();
     let image = parse_image(py, image)?;
@@ -150,7 +151,7 @@ pub fn scan<'py>(
 /// at its registry (`resolve=False`, or `HELIOS_NO_RESOLVE=true`, skips it), the digest and
 /// platform manifest recorded in `input.image`; a resolution failure raises.
 #[pyfunction]
-#[pyo3(signature = (image, *, scan_file=None, scan_dir=None, policy=None, data=None, package=None, ci=None, wait=None, no_scan=false, profile=None, resolve=None, platform=None, docker_config=None, plain_http=None, registry_ca=None))]
+#[pyo3(signature = (image, *, scan_file=None, scan_dir=None, policy=None, data=None, package=None, ci=None, wait=None, no_scan=false, profile=None, resolve=None, platform=None, docker_config=None, plain_http=None, registry_ca=None, parallel_rules=false))]
 #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per CLI flag.
 pub fn gate<'py>(
     image: &Bound<'py, PyAny>,
@@ -168,6 +169,7 @@ pub fn gate<'py>(
     docker_config: Option<PathBuf>,
     plain_http: Option<Vec<String>>,
     registry_ca: Option<BTreeMap<String, PathBuf>>,
+    parallel_rules: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = image.py();
     let image = parse_image(py, image)?;
@@ -193,7 +195,7 @@ pub fn gate<'py>(
     // As the CLI: a Lacework failure is an `unavailable` scan, and the policy decides.
     let (source, lookup) = options.source().map_err(|e| to_py(py, &e))?;
     // Arguments first, then the policy (compiled without the GIL), then the scan.
-    let evaluator = Evaluator::new(py, policy, data, package, false, None)?.inner;
+    let evaluator = Evaluator::new(py, policy, data, package, false, None, parallel_rules)?.inner;
     let rt = runtime()?;
     let outcome = py
         .detach(|| {

@@ -26,7 +26,7 @@ pub struct Evaluator {
 impl Evaluator {
     /// Loads and prepares the policies (the shipped default policy when `policy` is None).
     #[new]
-    #[pyo3(signature = (policy=None, *, data=None, package=None, rego_v0=false, time_limit_ms=None))]
+    #[pyo3(signature = (policy=None, *, data=None, package=None, rego_v0=false, time_limit_ms=None, parallel_rules=false))]
     pub(crate) fn new(
         py: Python<'_>,
         policy: Option<&Bound<'_, PyAny>>,
@@ -34,8 +34,12 @@ impl Evaluator {
         package: Option<String>,
         rego_v0: bool,
         time_limit_ms: Option<u64>,
+        parallel_rules: bool,
     ) -> PyResult<Self> {
-        let options = options(policy, data, package, rego_v0, time_limit_ms)?;
+        let options = EvaluatorOptions {
+            parallel_rules,
+            ..options(policy, data, package, rego_v0, time_limit_ms)?
+        };
         // Reading and compiling policies touches no Python object: let other threads run.
         let inner = py
             .detach(|| options.build_embedded())
@@ -76,7 +80,7 @@ impl Evaluator {
 
 /// Evaluates `input` once: builds an `Evaluator` with the same arguments and runs it.
 #[pyfunction]
-#[pyo3(signature = (input, policy=None, *, data=None, package=None, rego_v0=false, time_limit_ms=None))]
+#[pyo3(signature = (input, policy=None, *, data=None, package=None, rego_v0=false, time_limit_ms=None, parallel_rules=false))]
 pub fn evaluate<'py>(
     input: &Bound<'py, PyAny>,
     policy: Option<&Bound<'py, PyAny>>,
@@ -84,11 +88,20 @@ pub fn evaluate<'py>(
     package: Option<String>,
     rego_v0: bool,
     time_limit_ms: Option<u64>,
+    parallel_rules: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = input.py();
     // Check the input before paying for the policy, so a bad call fails fast.
     let input = Input::read(input)?;
-    let evaluator = Evaluator::new(py, policy, data, package, rego_v0, time_limit_ms)?;
+    let evaluator = Evaluator::new(
+        py,
+        policy,
+        data,
+        package,
+        rego_v0,
+        time_limit_ms,
+        parallel_rules,
+    )?;
     input.decide(py, &evaluator.inner)
 }
 

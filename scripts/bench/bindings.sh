@@ -14,7 +14,10 @@
 # - Rust: `EmbeddedEvaluator::evaluate_sync(&PolicyInput)`, the PolicyInput read once from the
 #   file, the evaluator built once (benches/bindings.rs; its scan's engine value is built on the
 #   first call and shared by the later ones); also the same call on a new PolicyInput each time
-#   (read before the clock starts), which converts the scan again ("Rust, new input");
+#   (read before the clock starts), which converts the scan again ("Rust, new input"); and the
+#   async call `PolicyEvaluator::evaluate` awaited on a multi-threaded tokio runtime ("Rust
+#   async": the evaluation on tokio's blocking pool, the hop there and back), the Rust call that
+#   Node's `evaluate` (a Promise, the evaluation on the libuv pool) is compared with;
 # - Python: `Evaluator().evaluate(doc)`, doc the dict `json.load` read once from the same file,
 #   then `Evaluator().evaluate(prepared)`, prepared = `helios.PreparedInput(doc)` made once;
 # - Node: `await new Evaluator().evaluate(doc)`, doc the object `JSON.parse` read once, then
@@ -136,10 +139,10 @@ for engine in "${ENGINES[@]}"; do
         file="$WORK/$n/input.json"
         iters="$(iterations "$n")"
         echo "==> $engine, $n findings, $iters calls each" >&2
-        read -r _ rust rust_new < <("$rust_bench" --bench "$iters" "$file")
+        read -r _ rust rust_new rust_async < <("$rust_bench" --bench "$iters" "$file")
         read -r python python_prep < <(bench_python "$iters" "$file")
         read -r node node_prep node_sync_prep < <(bench_node "$iters" "$file")
-        rows+=("| $engine | $n | $(ms "$rust") | $(ms "$python") | $(ms "$node") | **$(ratio "$python" "$rust")×** | **$(ratio "$node" "$rust")×** | $(ms "$python_prep") **$(ratio "$python_prep" "$rust")×** | $(ms "$node_prep") **$(ratio "$node_prep" "$rust")×** | $(ms "$node_sync_prep") **$(ratio "$node_sync_prep" "$rust")×** | $(ms "$rust_new") | $(ratio "$python" "$rust_new")× / $(ratio "$node" "$rust_new")× |")
+        rows+=("| $engine | $n | $(ms "$rust") | $(ms "$python") | $(ms "$node") | **$(ratio "$python" "$rust")×** | **$(ratio "$node" "$rust")×** | $(ms "$python_prep") **$(ratio "$python_prep" "$rust")×** | $(ms "$node_prep") **$(ratio "$node_prep" "$rust")×** | $(ms "$node_sync_prep") **$(ratio "$node_sync_prep" "$rust")×** | $(ms "$rust_async") | **$(ratio "$node_prep" "$rust_async")×** | $(ms "$rust_new") | $(ratio "$python" "$rust_new")× / $(ratio "$node" "$rust_new")× |")
     done
 done
 
@@ -147,7 +150,8 @@ echo
 echo "Bindings vs the Rust call, median per call, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "Prepared: the input given as a PreparedInput made once (each cell: median, its ratio to Rust)."
+echo "Rust async: the async call on a tokio runtime; Node prepared / Rust async: async call vs async call."
 echo
-echo "| engine | findings | Rust | Python | Node | Python / Rust | Node / Rust | Python prepared | Node prepared | Node sync prepared | Rust, new input | Python / Node vs new input |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| engine | findings | Rust | Python | Node | Python / Rust | Node / Rust | Python prepared | Node prepared | Node sync prepared | Rust async | Node prepared / Rust async | Rust, new input | Python / Node vs new input |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"

@@ -33,7 +33,7 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
         },
         other => other,
     })?;
-    let evaluator = args.policy.evaluator()?;
+    let evaluator = args.policy.one_decision_evaluator()?;
     let decision = evaluator.evaluate(&input).await?;
     println!("{}", to_json(&decision));
     // As `helios gate`: the process ends here, the system takes its memory back at exit.

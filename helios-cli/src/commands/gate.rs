@@ -91,7 +91,7 @@ pub async fn run(args: GateArgs) -> Result<u8> {
                 .collect::<Map<_, _>>(),
         )
     });
-    let gate = Gate::new(args.policy.evaluator()?).with_resolver(resolver);
+    let gate = Gate::new(args.policy.one_decision_evaluator()?).with_resolver(resolver);
     let checked = gate.check_image(image, &*source, lookup, ci);
     let outcome = LaceworkArgs::with_spinner(&image_ref, options.uses_lacework(), checked).await?;
 

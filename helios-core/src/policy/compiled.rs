@@ -9,6 +9,7 @@
 //! on the interpreter: [`Compiled::new`] says why.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -202,26 +203,88 @@ impl Compiled {
     }
 
     /// Evaluates the contract rules on `input`: the package document restricted to them
-    /// (undefined rules are absent, as in the interpreter's document).
-    pub(crate) fn document(&self, input: Value) -> Result<Value, RunError> {
-        let mut vm = self.acquire().map_err(run_error)?;
-        vm.set_input(input);
-        let document = self.run(&mut vm);
-        // Each run starts by resetting the VM's execution state, so a VM that failed (a
-        // timeout, a conflict) is as good as a fresh one.
-        self.release(vm);
-        document
-    }
-
-    fn run(&self, vm: &mut RegoVM) -> Result<Value, RunError> {
+    /// (undefined rules are absent, as in the interpreter's document). With `threads` above 1,
+    /// the rules are shared out among that many threads (this one and scoped helpers, each on a
+    /// VM of its own), each taking the next rule not yet taken: one decision's `deny` and
+    /// `warn` then run at once. Every rule runs exactly as it would alone (a run starts from
+    /// an empty rule cache either way), so the document is the same.
+    pub(crate) fn document(&self, input: Value, threads: usize) -> Result<Value, RunError> {
+        let threads = threads.clamp(1, self.keys.len().max(1));
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let mut runs = if threads == 1 {
+            self.run(&input, &next, &failed)
+        } else {
+            std::thread::scope(|scope| {
+                // A helper that cannot be started leaves its rules to the others.
+                let helpers: Vec<_> = (1..threads)
+                    .filter_map(|_| {
+                        std::thread::Builder::new()
+                            .spawn_scoped(scope, || self.run(&input, &next, &failed))
+                            .ok()
+                    })
+                    .collect();
+                let mut runs = self.run(&input, &next, &failed);
+                for helper in helpers {
+                    match helper.join() {
+                        Ok(more) => runs.extend(more),
+                        Err(_) => runs.push((
+                            usize::MAX,
+                            Err(RunError::Failed(
+                                "a policy evaluation thread panicked".into(),
+                            )),
+                        )),
+                    }
+                }
+                runs
+            })
+        };
+        // In contract order: the first failing rule fails the evaluation, as when run in turn.
+        runs.sort_unstable_by_key(|(index, _)| *index);
         let mut document = std::collections::BTreeMap::new();
-        for (index, key) in self.keys.iter().enumerate() {
-            let value = vm.execute_entry_point_by_index(index).map_err(run_error)?;
-            if value != Value::Undefined {
+        for (index, run) in runs {
+            let value = run?;
+            if let Some(key) = self.keys.get(index)
+                && value != Value::Undefined
+            {
                 document.insert(key.clone(), value);
             }
         }
         Ok(Value::from(document))
+    }
+
+    /// Runs the rules not yet taken (`next`), one at a time on one VM, until none is left or a
+    /// run failed (here or on another thread).
+    fn run(
+        &self,
+        input: &Value,
+        next: &AtomicUsize,
+        failed: &AtomicBool,
+    ) -> Vec<(usize, Result<Value, RunError>)> {
+        let mut vm = match self.acquire() {
+            Ok(vm) => vm,
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                return vec![(usize::MAX, Err(run_error(e)))];
+            }
+        };
+        vm.set_input(input.clone());
+        let mut runs = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            if index >= self.keys.len() {
+                break;
+            }
+            let run = vm.execute_entry_point_by_index(index).map_err(run_error);
+            if run.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            runs.push((index, run));
+        }
+        // Each run starts by resetting the VM's execution state, so a VM that failed (a
+        // timeout, a conflict) is as good as a fresh one.
+        self.release(vm);
+        runs
     }
 }
 
@@ -350,9 +413,15 @@ mod tests {
                 interpreter.evaluate_json(input.clone())?,
                 "{name}"
             );
+            let value = regorus::Value::from(input);
             let document = fresh
-                .document(regorus::Value::from(input))
+                .document(value.clone(), 1)
                 .map_err(|e| Error::invalid("fresh", format!("{e:?}")))?;
+            // The rules shared out among threads give the same document.
+            let parallel = fresh
+                .document(value, 3)
+                .map_err(|e| Error::invalid("fresh", format!("{e:?}")))?;
+            assert_eq!(document, parallel, "{name}: rules on 3 threads");
             let document =
                 serde_json::to_value(document).map_err(|e| Error::invalid("fresh", e))?;
             let expected = crate::policy::Decision::from_document(

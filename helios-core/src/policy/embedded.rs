@@ -85,6 +85,9 @@ struct Inner {
     query: String,
     version: String,
     time_limit: Duration,
+    /// Threads one evaluation on the VM shares its contract rules among (1: in turn; see
+    /// [`EmbeddedBuilder::parallel_rules`]).
+    rule_threads: usize,
     /// Permits of the bounded blocking pool async evaluations run on (see
     /// [`EmbeddedBuilder::max_concurrent`]).
     pool: Arc<tokio::sync::Semaphore>,
@@ -102,9 +105,10 @@ enum Runner {
 /// (e.g. `numbers.range` over a huge span) needs the watchdog.
 const WATCHDOG_GRACE: Duration = Duration::from_millis(50);
 
-/// Default size of the blocking pool: one evaluation per core keeps the cores busy without
-/// letting a burst of heavy evaluations queue thousands of threads.
-fn default_pool_size() -> usize {
+/// The cores this process may use: the default size of the blocking pool (one evaluation per
+/// core keeps the cores busy without letting a burst of heavy evaluations queue thousands of
+/// threads), and the most threads [`EmbeddedBuilder::parallel_rules`] shares rules among.
+fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
 }
 
@@ -135,6 +139,7 @@ pub struct EmbeddedBuilder {
     rego_v0: bool,
     time_limit: Duration,
     max_concurrent: usize,
+    parallel_rules: bool,
     engine: Option<EngineKind>,
 }
 
@@ -148,6 +153,7 @@ impl Default for EmbeddedBuilder {
             rego_v0: false,
             time_limit: DEFAULT_TIME_LIMIT,
             max_concurrent: 0,
+            parallel_rules: false,
             engine: None,
         }
     }
@@ -198,6 +204,19 @@ impl EmbeddedBuilder {
     /// of cores).
     pub fn max_concurrent(mut self, n: usize) -> Self {
         self.max_concurrent = n;
+        self
+    }
+
+    /// Shares one evaluation's contract rules (`deny`, `warn`, …) among up to as many threads
+    /// as cores, each rule run alone as in turn, so the decision is the same (default: off,
+    /// the rules in turn on the evaluating thread). For one large decision on an otherwise
+    /// idle machine, such as a CI step: a `helios gate` on 1,000 findings spends most of its
+    /// time in `deny` and `warn`, which then run at once (docs/performance.md). A server
+    /// deciding many inputs at once already keeps its cores busy and is faster without it,
+    /// as is a small input (a thread costs more than it saves). The compiled engine only: the
+    /// interpreter evaluates the package in one query.
+    pub fn parallel_rules(mut self, on: bool) -> Self {
+        self.parallel_rules = on;
         self
     }
 
@@ -309,8 +328,13 @@ impl EmbeddedBuilder {
                 query,
                 version,
                 time_limit: self.time_limit,
+                rule_threads: if self.parallel_rules {
+                    available_cores()
+                } else {
+                    1
+                },
                 pool: Arc::new(tokio::sync::Semaphore::new(if self.max_concurrent == 0 {
-                    default_pool_size()
+                    available_cores()
                 } else {
                     self.max_concurrent
                 })),
@@ -416,12 +440,14 @@ impl EmbeddedEvaluator {
     fn evaluate_value(&self, input: regorus::Value) -> Result<Decision> {
         let inner = &self.inner;
         let document = match &inner.runner {
-            Runner::Vm(compiled) => Some(compiled.document(input).map_err(|e| match e {
-                RunError::Timeout => Error::PolicyTimeout {
-                    limit: inner.time_limit,
+            Runner::Vm(compiled) => Some(compiled.document(input, inner.rule_threads).map_err(
+                |e| match e {
+                    RunError::Timeout => Error::PolicyTimeout {
+                        limit: inner.time_limit,
+                    },
+                    RunError::Failed(message) => Error::PolicyEval { message },
                 },
-                RunError::Failed(message) => Error::PolicyEval { message },
-            })?),
+            )?),
             Runner::Interpreter(engine) => self.interpret(engine, input)?,
         };
         let document = document

@@ -65,6 +65,10 @@ pub struct EvaluatorOptions {
     /// else the compiled VM wherever the compiler takes the policy (see
     /// [`EmbeddedBuilder::engine`](crate::policy::EmbeddedBuilder::engine)).
     pub engine: Option<EngineKind>,
+    /// Share one evaluation's contract rules among the cores (the embedded compiled engine;
+    /// see [`EmbeddedBuilder::parallel_rules`](crate::policy::EmbeddedBuilder::parallel_rules)):
+    /// for one large decision on an idle machine, e.g. a CI step. Default false.
+    pub parallel_rules: bool,
 }
 
 impl Default for EvaluatorOptions {
@@ -80,6 +84,7 @@ impl Default for EvaluatorOptions {
             opa_ca: None,
             opa_timeout_ms: DEFAULT_OPA_TIMEOUT_MS,
             engine: None,
+            parallel_rules: false,
         }
     }
 }
@@ -142,7 +147,8 @@ impl EvaluatorOptions {
         let mut builder = EmbeddedEvaluator::builder()
             .package(Package::parse(&self.package)?)
             .rego_v0(self.rego_v0)
-            .time_limit(Duration::from_millis(self.time_limit_ms));
+            .time_limit(Duration::from_millis(self.time_limit_ms))
+            .parallel_rules(self.parallel_rules);
         for path in &self.paths {
             builder = builder.policy_path(path);
         }
