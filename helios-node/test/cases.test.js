@@ -82,4 +82,18 @@ for (const { name, case: c } of cases) {
     assert.deepEqual(evaluator.evaluateSync(caseInput(c)), first)
     assert.equal(first.policy.version, evaluator.version)
   })
+
+  test(`${name} (parallelRules)`, async () => {
+    // The decision rules shared among the cores decide every case as in turn (errors too).
+    const options = { ...caseOptions(c), parallelRules: true }
+    if (expect.error) {
+      await assert.rejects(helios.evaluate(caseInput(c), options), (err) => {
+        checkError(expect, err)
+        return true
+      })
+      return
+    }
+    checkDecision(expect, await helios.evaluate(caseInput(c), options))
+    checkDecision(expect, helios.evaluateSync(caseInput(c), options))
+  })
 }

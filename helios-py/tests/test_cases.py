@@ -48,3 +48,9 @@ def test_case_with_evaluator(name, case):
         return first
 
     check(case, run)
+
+
+@pytest.mark.parametrize("name,case", CASE_LIST, ids=[n for n, _ in CASE_LIST])
+def test_case_with_parallel_rules(name, case):
+    # The decision rules shared among the cores decide every case as in turn (errors too).
+    check(case, lambda: helios.Evaluator(**case_kwargs(case), parallel_rules=True).evaluate(case_input(case)))

@@ -162,9 +162,16 @@ fn findings(doc: &Map<String, Value>, package: &Package, rule: &str) -> Result<V
         .collect()
 }
 
-/// Sorts by `msg`, then by the extra fields, so every backend yields the same order.
+/// Sorts by `msg`, then by the extra fields' JSON text, so every backend yields the same order.
+/// The text is built only for findings with the same message (rare: a decision's messages are
+/// mostly distinct), not once per finding.
 fn sort(findings: &mut [Finding]) {
-    findings.sort_by_cached_key(|f| (f.msg.clone(), Value::Object(f.details.clone()).to_string()));
+    findings.sort_unstable_by(|a, b| {
+        a.msg.cmp(&b.msg).then_with(|| {
+            let text = |f: &Finding| Value::Object(f.details.clone()).to_string();
+            text(a).cmp(&text(b))
+        })
+    });
 }
 
 fn type_error(rule: String, expected: &str, found: &Value) -> Error {
