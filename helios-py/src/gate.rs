@@ -119,7 +119,6 @@ pub fn scan<'py>(
     docker_config: Option<PathBuf>,
     plain_http: Option<Vec<String>>,
     registry_ca: Option<BTreeMap<String, PathBuf>>,
-    parallel_rules: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = image.py();
     let image = parse_image(py, image)?;
