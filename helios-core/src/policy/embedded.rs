@@ -209,14 +209,12 @@ impl EmbeddedBuilder {
 
     /// Shares one evaluation's contract rules (`deny`, `warn`, …) among up to as many threads
     /// as cores, each rule run alone as in turn, so the decision is the same (default: off,
-    /// the rules in turn on the evaluating thread); a large scan seen for the first time is
-    /// also converted into the engine's value in parts at once. For one large decision on an
-    /// otherwise idle machine, such as a CI step: a `helios gate` on 1,000 findings spends most
-    /// of its time converting the findings and in `deny` and `warn`, which then run at once
-    /// (docs/performance.md). A server deciding many inputs at once already keeps its cores
-    /// busy and is faster without it, as is a small input (a thread costs more than it
-    /// saves). Rules run in parallel on the compiled engine only: the interpreter evaluates
-    /// the package in one query.
+    /// the rules in turn on the evaluating thread). For one large decision on an otherwise
+    /// idle machine, such as a CI step: a `helios gate` on 1,000 findings spends most of its
+    /// time in `deny` and `warn`, which then run at once (docs/performance.md). A server
+    /// deciding many inputs at once already keeps its cores busy and is faster without it,
+    /// as is a small input (a thread costs more than it saves). The compiled engine only: the
+    /// interpreter evaluates the package in one query.
     pub fn parallel_rules(mut self, on: bool) -> Self {
         self.parallel_rules = on;
         self
@@ -429,8 +427,7 @@ impl EmbeddedEvaluator {
     pub fn evaluate_sync(&self, input: &PolicyInput) -> Result<Decision> {
         // Straight from the typed input to the engine's value: no serde_json tree in between,
         // and the scan's value (the bulk) built once per scan and shared.
-        let input = input_to_rego(input, self.inner.rule_threads)
-            .map_err(|e| Error::invalid("policy input", e))?;
+        let input = input_to_rego(input).map_err(|e| Error::invalid("policy input", e))?;
         self.evaluate_value(input)
     }
 
@@ -507,8 +504,7 @@ impl PolicyEvaluator for EmbeddedEvaluator {
         let inner = &self.inner;
         let limit = inner.time_limit;
         // Converted here, on the caller's task, so the blocking task owns everything it needs.
-        let value = input_to_rego(input, self.inner.rule_threads)
-            .map_err(|e| Error::invalid("policy input", e))?;
+        let value = input_to_rego(input).map_err(|e| Error::invalid("policy input", e))?;
         // Waiting for a permit is bounded by the caller (the admission deadline), not by the
         // time limit, which measures the evaluation itself.
         let permit = inner

@@ -28,9 +28,8 @@ pub(crate) fn to_rego_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, T
 
 /// Converts a policy input, sharing its scan's value (built once per scan, see
 /// [`ScanReport::engine_value`](crate::scan::ScanReport)) instead of converting the findings
-/// again: only the small per-review parts are built here. A scan converted here for the first
-/// time uses up to `threads` threads (see [`ScanReport::engine_value`](crate::scan::ScanReport)).
-pub(crate) fn input_to_rego(input: &PolicyInput, threads: usize) -> Result<Value, ToRegoError> {
+/// again: only the small per-review parts are built here.
+pub(crate) fn input_to_rego(input: &PolicyInput) -> Result<Value, ToRegoError> {
     // Destructured so that a new input field cannot be forgotten here.
     let PolicyInput {
         version,
@@ -58,7 +57,7 @@ pub(crate) fn input_to_rego(input: &PolicyInput, threads: usize) -> Result<Value
     value
         .as_object_mut()
         .map_err(|e| ToRegoError(e.to_string()))?
-        .insert(Value::from("scan"), scan.engine_value(threads)?);
+        .insert(Value::from("scan"), scan.engine_value()?);
     Ok(value)
 }
 
@@ -487,14 +486,14 @@ mod tests {
                 );
                 // Built, then shared by a clone: the same document both times.
                 assert_eq!(
-                    input_to_rego(&input, 1)?,
+                    input_to_rego(&input)?,
                     via_json(&input),
                     "{}",
                     path.display()
                 );
                 let clone = input.clone();
                 assert_eq!(
-                    input_to_rego(&clone, 1)?,
+                    input_to_rego(&clone)?,
                     via_json(&input),
                     "{}",
                     path.display()
@@ -510,44 +509,16 @@ mod tests {
         Ok(())
     }
 
-    /// A large scan converted in parts on several threads is the same document, findings in
-    /// order, whatever the number of threads (more than the findings warrant included).
-    #[test]
-    fn a_scan_converted_in_parts_is_the_same_document() -> Result<(), Box<dyn std::error::Error>> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/inputs/mixed.json");
-        let mut input = crate::policy::PolicyInput::from_json(&std::fs::read_to_string(&path)?)?;
-        let findings = std::sync::Arc::make_mut(&mut input.scan.vulnerabilities);
-        assert!(!findings.is_empty(), "{} has no findings", path.display());
-        let one = findings.clone();
-        for i in 0..1100 {
-            let mut finding = one[i % one.len()].clone();
-            finding.id = format!("CVE-2099-{i}");
-            findings.push(finding);
-        }
-        input.scan.summary = crate::scan::Summary::count(findings);
-        let expected = via_json(&input);
-        for threads in [1, 2, 3, 8, 1000] {
-            let fresh = crate::policy::PolicyInput::from_json(&serde_json::to_string(&input)?)?;
-            assert_eq!(
-                input_to_rego(&fresh, threads)?,
-                expected,
-                "{threads} threads"
-            );
-        }
-        Ok(())
-    }
-
     /// A clone edited after its scan value was built converts afresh, never a stale value.
     #[test]
     fn an_edited_scan_is_converted_again() -> Result<(), ToRegoError> {
         use crate::scan::{ScanReport, ScanStatus};
         let report = ScanReport::without_findings(ScanStatus::Pending, "file", None);
-        assert_eq!(report.engine_value(1)?, via_json(&report));
+        assert_eq!(report.engine_value()?, via_json(&report));
         let mut edited = report.clone();
         edited.status = ScanStatus::Failed;
-        assert_eq!(edited.engine_value(1)?, via_json(&edited));
-        assert_eq!(report.engine_value(1)?, via_json(&report));
+        assert_eq!(edited.engine_value()?, via_json(&edited));
+        assert_eq!(report.engine_value()?, via_json(&report));
         Ok(())
     }
 

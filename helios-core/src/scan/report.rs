@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use serde::{Deserialize, Serialize, ser};
+use serde::{Deserialize, Serialize};
 
 use crate::policy::rego_value::{ToRegoError, to_rego_value};
 
@@ -176,80 +176,21 @@ impl ScanReport {
     }
 
     /// The report as the embedded engine's value: built on first use, then shared by this
-    /// report and its clones (a reference count, no copy). With `threads` above 1, a large
-    /// report's findings are converted in that many parts at once (see
-    /// [`EmbeddedBuilder::parallel_rules`](crate::policy::EmbeddedBuilder::parallel_rules)).
-    pub(crate) fn engine_value(&self, threads: usize) -> Result<regorus::Value, ToRegoError> {
+    /// report and its clones (a reference count, no copy).
+    pub(crate) fn engine_value(&self) -> Result<regorus::Value, ToRegoError> {
         let stamp = (self.status, self.summary, self.vulnerabilities.len());
         match self.engine_value.0.get() {
             Some((built, value)) if *built == stamp => Ok(value.clone()),
-            Some(_) => self.to_engine_value(threads),
+            Some(_) => to_rego_value(self),
             None => {
-                let value = self.to_engine_value(threads)?;
+                let value = to_rego_value(self)?;
                 // Two first evaluations may race: both values are equal, the first is kept.
                 let _ = self.engine_value.0.set((stamp, value.clone()));
                 Ok(value)
             }
         }
     }
-
-    /// Converts the report; its findings in up to `threads` parts at once (this thread and
-    /// scoped helpers) when each part gets at least [`FINDINGS_PER_THREAD`] of them, joined in
-    /// order into the same value.
-    fn to_engine_value(&self, threads: usize) -> Result<regorus::Value, ToRegoError> {
-        let findings = &self.vulnerabilities[..];
-        let parts = threads.min(findings.len() / FINDINGS_PER_THREAD);
-        if parts <= 1 {
-            return to_rego_value(self);
-        }
-        let mut value = to_rego_value(&ScanReport {
-            vulnerabilities: Arc::default(),
-            ..self.clone()
-        })?;
-        let converted = std::thread::scope(|scope| {
-            let mut chunks = findings.chunks(findings.len().div_ceil(parts));
-            let first = chunks.next().unwrap_or_default();
-            // A helper that cannot be started leaves its part to this thread.
-            let helpers: Vec<_> = chunks
-                .map(|chunk| {
-                    let helper = std::thread::Builder::new()
-                        .spawn_scoped(scope, move || to_rego_value(chunk))
-                        .ok();
-                    (chunk, helper)
-                })
-                .collect();
-            let mut converted = vec![to_rego_value(first)];
-            for (chunk, helper) in helpers {
-                converted.push(match helper {
-                    Some(helper) => helper.join().unwrap_or_else(|_| {
-                        Err(ser::Error::custom("a conversion thread panicked"))
-                    }),
-                    None => to_rego_value(chunk),
-                });
-            }
-            converted
-        });
-        let mut all = Vec::with_capacity(findings.len());
-        for part in converted {
-            all.extend(
-                part?
-                    .as_array()
-                    .map_err(ser::Error::custom)?
-                    .iter()
-                    .cloned(),
-            );
-        }
-        value
-            .as_object_mut()
-            .map_err(ser::Error::custom)?
-            .insert(regorus::Value::from("vulnerabilities"), all.into());
-        Ok(value)
-    }
 }
-
-/// The fewest findings worth a conversion thread of their own: converting 250 takes about a
-/// quarter of a millisecond, several times what starting a thread costs.
-const FINDINGS_PER_THREAD: usize = 250;
 
 /// Counts of findings by severity; every listed vulnerability counts, whatever its status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
