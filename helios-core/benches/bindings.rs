@@ -65,6 +65,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         evaluator.engine(),
         evaluator.engine_reason()
     );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     for file in files {
         let text = std::fs::read_to_string(file)?;
         let input = PolicyInput::from_json(&text)?;
@@ -82,9 +85,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::hint::black_box(evaluator.evaluate_sync(&fresh)?);
             new.push(started.elapsed());
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
         let asynchronous = runtime.block_on(async {
             for _ in 0..iterations / 10 + 2 {
                 std::hint::black_box(evaluator.evaluate(&input).await?);

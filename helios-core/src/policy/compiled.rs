@@ -212,33 +212,30 @@ impl Compiled {
         let threads = threads.clamp(1, self.keys.len().max(1));
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let mut runs = if threads == 1 {
-            self.run(&input, &next, &failed)
-        } else {
-            std::thread::scope(|scope| {
-                // A helper that cannot be started leaves its rules to the others.
-                let helpers: Vec<_> = (1..threads)
-                    .filter_map(|_| {
-                        std::thread::Builder::new()
-                            .spawn_scoped(scope, || self.run(&input, &next, &failed))
-                            .ok()
-                    })
-                    .collect();
-                let mut runs = self.run(&input, &next, &failed);
-                for helper in helpers {
-                    match helper.join() {
-                        Ok(more) => runs.extend(more),
-                        Err(_) => runs.push((
-                            usize::MAX,
-                            Err(RunError::Failed(
-                                "a policy evaluation thread panicked".into(),
-                            )),
+        let mut runs = std::thread::scope(|scope| {
+            // Helpers (none with one thread); one that cannot be started leaves its rules to
+            // the others.
+            let helpers: Vec<_> = (1..threads)
+                .filter_map(|_| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, || self.run(&input, &next, &failed))
+                        .ok()
+                })
+                .collect();
+            let mut runs = self.run(&input, &next, &failed);
+            for helper in helpers {
+                match helper.join() {
+                    Ok(more) => runs.extend(more),
+                    Err(_) => runs.push((
+                        usize::MAX,
+                        Err(RunError::Failed(
+                            "a policy evaluation thread panicked".into(),
                         )),
-                    }
+                    )),
                 }
-                runs
-            })
-        };
+            }
+            runs
+        });
         // In contract order: the first failing rule fails the evaluation, as when run in turn.
         runs.sort_unstable_by_key(|(index, _)| *index);
         let mut document = std::collections::BTreeMap::new();
@@ -414,14 +411,14 @@ mod tests {
                 "{name}"
             );
             let value = regorus::Value::from(input);
-            let document = fresh
-                .document(value.clone(), 1)
-                .map_err(|e| Error::invalid("fresh", format!("{e:?}")))?;
+            let document_on = |threads| {
+                fresh
+                    .document(value.clone(), threads)
+                    .map_err(|e| Error::invalid("fresh", format!("{e:?}")))
+            };
+            let document = document_on(1)?;
             // The rules shared out among threads give the same document.
-            let parallel = fresh
-                .document(value, 3)
-                .map_err(|e| Error::invalid("fresh", format!("{e:?}")))?;
-            assert_eq!(document, parallel, "{name}: rules on 3 threads");
+            assert_eq!(document, document_on(3)?, "{name}: rules on 3 threads");
             let document =
                 serde_json::to_value(document).map_err(|e| Error::invalid("fresh", e))?;
             let expected = crate::policy::Decision::from_document(
