@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::policy::Package;
+use crate::policy::document::Document;
 
 /// The verdict of a policy on one input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,13 +80,23 @@ impl Decision {
         version: String,
         backend: Backend,
     ) -> Result<Self> {
+        Self::from_package(document, package, version, backend)
+    }
+
+    /// [`Decision::from_document`] on any [`Document`]: the embedded engine's reads its own value.
+    pub(crate) fn from_package<D: Document>(
+        document: Option<&D>,
+        package: &Package,
+        version: String,
+        backend: Backend,
+    ) -> Result<Self> {
         let doc = match document {
             None => {
                 return Err(Error::PolicyUndefined {
                     package: package.query(),
                 });
             }
-            Some(Value::Object(doc)) => doc,
+            Some(doc) if doc.fields().is_some() => doc,
             Some(other) => {
                 return Err(type_error(package.query(), "an object (a package)", other));
             }
@@ -97,15 +108,18 @@ impl Decision {
         let mut warnings = findings(doc, package, "warn")?;
         sort(&mut warnings);
 
-        let allow = match doc.get("allow") {
+        let allow = match doc.field("allow") {
             None => true,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => return Err(type_error(package.rule("allow"), "a boolean", other)),
+            Some(value) => value
+                .as_bool()
+                .ok_or_else(|| type_error(package.rule("allow"), "a boolean", value))?,
         };
-        let id = match doc.get("policy_id") {
+        let id = match doc.field("policy_id") {
             None => package.to_string(),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => return Err(type_error(package.rule("policy_id"), "a string", other)),
+            Some(value) => value
+                .as_text()
+                .ok_or_else(|| type_error(package.rule("policy_id"), "a string", value))?
+                .to_string(),
         };
 
         Ok(Decision {
@@ -119,47 +133,55 @@ impl Decision {
     }
 }
 
-fn findings(doc: &Map<String, Value>, package: &Package, rule: &str) -> Result<Vec<Finding>> {
-    let entries = match doc.get(rule) {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(entries)) => entries,
-        Some(other) => {
-            return Err(type_error(
-                package.rule(rule),
-                "a set of strings or of objects with `msg`",
-                other,
-            ));
-        }
+fn findings<D: Document>(doc: &D, package: &Package, rule: &str) -> Result<Vec<Finding>> {
+    let Some(value) = doc.field(rule) else {
+        return Ok(Vec::new());
     };
-    entries
-        .iter()
-        .map(|entry| match entry {
-            Value::String(msg) => Ok(Finding {
-                msg: msg.clone(),
-                details: Map::new(),
-            }),
-            Value::Object(obj) => match obj.get("msg") {
-                Some(Value::String(msg)) => {
-                    let mut details = obj.clone();
-                    details.remove("msg");
-                    Ok(Finding {
-                        msg: msg.clone(),
-                        details,
-                    })
-                }
-                _ => Err(type_error(
-                    format!("{} entry", package.rule(rule)),
-                    "an object with a string `msg`",
-                    entry,
-                )),
-            },
-            other => Err(type_error(
-                format!("{} entry", package.rule(rule)),
-                "a string or an object with `msg`",
-                other,
-            )),
-        })
-        .collect()
+    let Some(entries) = value.members() else {
+        return Err(type_error(
+            package.rule(rule),
+            "a set of strings or of objects with `msg`",
+            value,
+        ));
+    };
+    entries.map(|entry| finding(entry, package, rule)).collect()
+}
+
+/// One entry of a `deny`, `violation` or `warn` set: a message, or an object with one.
+fn finding<D: Document>(entry: &D, package: &Package, rule: &str) -> Result<Finding> {
+    if let Some(msg) = entry.as_text() {
+        return Ok(Finding {
+            msg: msg.to_string(),
+            details: Map::new(),
+        });
+    }
+    let Some(fields) = entry.fields() else {
+        return Err(type_error(
+            format!("{} entry", package.rule(rule)),
+            "a string or an object with `msg`",
+            entry,
+        ));
+    };
+    let mut msg = None;
+    let mut details = Map::new();
+    for (key, value) in fields {
+        if key == "msg" {
+            msg = Some(value);
+        } else {
+            details.insert(key.into_owned(), value.to_json()?);
+        }
+    }
+    match msg.and_then(D::as_text) {
+        Some(msg) => Ok(Finding {
+            msg: msg.to_string(),
+            details,
+        }),
+        None => Err(type_error(
+            format!("{} entry", package.rule(rule)),
+            "an object with a string `msg`",
+            entry,
+        )),
+    }
 }
 
 /// Sorts by `msg`, then by the extra fields' JSON text, so every backend yields the same order.
@@ -174,8 +196,11 @@ fn sort(findings: &mut [Finding]) {
     });
 }
 
-fn type_error(rule: String, expected: &str, found: &Value) -> Error {
-    let mut shown = found.to_string();
+fn type_error<D: Document>(rule: String, expected: &str, found: &D) -> Error {
+    let mut shown = match found.to_json() {
+        Ok(json) => json.to_string(),
+        Err(e) => e.to_string(),
+    };
     if shown.len() > 80 {
         let cut = (0..=77)
             .rev()

@@ -450,14 +450,7 @@ impl EmbeddedEvaluator {
             )?),
             Runner::Interpreter(engine) => self.interpret(engine, input)?,
         };
-        let document = document
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::PolicyEval {
-                message: e.to_string(),
-            })?;
-        Decision::from_document(
+        Decision::from_package(
             document.as_ref(),
             &inner.package,
             inner.version.clone(),

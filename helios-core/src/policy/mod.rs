@@ -8,6 +8,7 @@
 
 mod compiled;
 mod decision;
+mod document;
 mod embedded;
 mod input;
 mod opa;
