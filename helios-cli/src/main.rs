@@ -14,6 +14,11 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The static musl build links faster `memcpy`, `memmove` and `memcmp` than musl's own
+/// (helios-cli/musl-string).
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+use helios_musl_string as _;
+
 use clap::{Parser, Subcommand};
 use helios_core::error::Parameters;
 
