@@ -25,6 +25,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "rust: tests"
 cargo test --workspace --locked
+# The string functions the static musl CLI links in place of musl's (helios-cli/musl-string),
+# tested again where they are exported, so that the test program itself runs on them. Where the
+# musl target is not installed there is no static build for them to be part of (package.sh ships
+# the glibc CLI); the functions themselves were tested on the host just above.
+if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    cargo test --locked -p helios-musl-string --target x86_64-unknown-linux-musl
+fi
 
 step "python: tests"
 scripts/test-python.sh
