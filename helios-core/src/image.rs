@@ -5,7 +5,7 @@
 //! which implements the Docker reference grammar and its `docker.io/library/` normalisation. An
 //! ASCII reference (every real one) is read by that grammar written out by hand: oci-spec
 //! compiles it as a regular expression on first use, which took 40–130 ms of every process's
-//! start (`helios gate`; its `\w` is Unicode, repeated 128 times), and 0.7 M instructions with
+//! start (`helios gate`; its `\w` is Unicode, repeated 128 times), and 0.4 M instructions with
 //! `regex-lite`. On an ASCII text both read alike (a test compares them on oci-spec's own cases
 //! and on generated ones); anything else, and every error, goes to oci-spec itself.
 
@@ -125,10 +125,9 @@ impl fmt::Display for ImageRef {
 }
 
 /// oci-spec's `REFERENCE_REGEXP` (Docker's reference grammar) on ASCII, written out: a name, a
-/// `:tag`, an `@digest`. Compiling that expression, even with `regex-lite`, was 0.7 M
-/// instructions of every `helios gate` (a tenth of its work before the scan) and a match took
-/// 4.8 µs; this takes well under a microsecond. `the_ascii_grammar_agrees_with_oci_spec` checks
-/// it against oci-spec itself on its own test references and on generated ones.
+/// `:tag`, an `@digest`. Compiling and matching that expression, even with `regex-lite`, was 0.4 M
+/// instructions of every `helios gate` (a match alone 4.8 µs); this is one pass over the text. `the_ascii_grammar_agrees_with_oci_spec` checks it
+/// against oci-spec itself on its own test references and on generated ones.
 fn split_ascii(s: &str) -> Option<(&str, Option<&str>, Option<&str>)> {
     let (rest, digest) = match s.split_once('@') {
         Some((rest, digest)) => (rest, Some(digest)),

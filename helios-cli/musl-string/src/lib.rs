@@ -42,28 +42,32 @@ unsafe fn copy_small(dst: *mut u8, src: *const u8, n: usize) {
             write_unaligned(dst.add(n - 32).cast::<u128>(), c);
             write_unaligned(dst.add(n - 16).cast::<u128>(), d);
         } else if n >= 16 {
-            let a = read_unaligned(src.cast::<u128>());
-            let b = read_unaligned(src.add(n - 16).cast::<u128>());
-            write_unaligned(dst.cast::<u128>(), a);
-            write_unaligned(dst.add(n - 16).cast::<u128>(), b);
+            copy_ends::<u128>(dst, src, n);
         } else if n >= 8 {
-            let a = read_unaligned(src.cast::<u64>());
-            let b = read_unaligned(src.add(n - 8).cast::<u64>());
-            write_unaligned(dst.cast::<u64>(), a);
-            write_unaligned(dst.add(n - 8).cast::<u64>(), b);
+            copy_ends::<u64>(dst, src, n);
         } else if n >= 4 {
-            let a = read_unaligned(src.cast::<u32>());
-            let b = read_unaligned(src.add(n - 4).cast::<u32>());
-            write_unaligned(dst.cast::<u32>(), a);
-            write_unaligned(dst.add(n - 4).cast::<u32>(), b);
+            copy_ends::<u32>(dst, src, n);
         } else if n >= 2 {
-            let a = read_unaligned(src.cast::<u16>());
-            let b = read_unaligned(src.add(n - 2).cast::<u16>());
-            write_unaligned(dst.cast::<u16>(), a);
-            write_unaligned(dst.add(n - 2).cast::<u16>(), b);
+            copy_ends::<u16>(dst, src, n);
         } else if n == 1 {
             *dst = *src;
         }
+    }
+}
+
+/// Copies `n` bytes, `size_of::<T>() <= n <= 2 * size_of::<T>()`, as a `T` from each end (the two
+/// overlapping in the middle), both loaded before either is stored.
+///
+/// # Safety
+/// As [`copy_small`].
+#[inline(always)]
+unsafe fn copy_ends<T>(dst: *mut u8, src: *const u8, n: usize) {
+    unsafe {
+        let tail = n - size_of::<T>();
+        let a = read_unaligned(src.cast::<T>());
+        let b = read_unaligned(src.add(tail).cast::<T>());
+        write_unaligned(dst.cast::<T>(), a);
+        write_unaligned(dst.add(tail).cast::<T>(), b);
     }
 }
 

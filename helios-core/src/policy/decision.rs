@@ -83,7 +83,7 @@ impl Decision {
         Self::from_package(document, package, version, backend)
     }
 
-    /// [`Decision::from_document`] on any [`Document`]: the embedded engine's reads its own value.
+    /// [`Decision::from_document`] on any [`Document`]: the embedded engine passes its own value.
     pub(crate) fn from_package<D: Document>(
         document: Option<&D>,
         package: &Package,
