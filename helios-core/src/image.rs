@@ -125,9 +125,10 @@ impl fmt::Display for ImageRef {
 }
 
 /// oci-spec's `REFERENCE_REGEXP` (Docker's reference grammar) on ASCII, written out: a name, a
-/// `:tag`, an `@digest`. Compiling and matching that expression, even with `regex-lite`, was 0.4 M
-/// instructions of every `helios gate` (a match alone 4.8 µs); this is one pass over the text. `the_ascii_grammar_agrees_with_oci_spec` checks it
-/// against oci-spec itself on its own test references and on generated ones.
+/// `:tag`, an `@digest`. Compiling and matching that expression, even with `regex-lite`, was
+/// 0.4 M instructions of every `helios gate` (a match alone 4.8 µs); this is one pass over the
+/// text. `the_ascii_grammar_agrees_with_oci_spec` checks it against oci-spec itself, on its own
+/// test references and on generated ones.
 fn split_ascii(s: &str) -> Option<(&str, Option<&str>, Option<&str>)> {
     let (rest, digest) = match s.split_once('@') {
         Some((rest, digest)) => (rest, Some(digest)),

@@ -3,11 +3,11 @@
 //! musl's own are short: on x86_64 `memcpy` and `memmove` copy with `rep movsq` plus a byte at a
 //! time around it, and `memcmp` compares a byte at a time. That is fine for long blocks but slow
 //! for the short ones a Rust program moves all the time (a B-tree node's entries, a string, a
-//! policy value of 16–64 bytes), and Value comparisons inside the policy engine compare strings
-//! with `memcmp` (docs/performance.md, "The musl string functions"). glibc picks tuned versions
-//! at run time; a static musl binary cannot, so `helios` links these instead: overlapping 8- and
-//! 16-byte loads and stores for up to 64 bytes, a 16-byte loop above that (`rep movsb` for long
-//! forward copies), and a word at a time for comparisons.
+//! policy value of 16–64 bytes), and `Value` comparisons inside the policy engine compare
+//! strings with `memcmp` (docs/performance.md, "musl's string functions replaced"). glibc picks
+//! tuned versions at run time; a static musl binary cannot, so `helios` links these instead:
+//! overlapping 8- and 16-byte loads and stores for up to 64 bytes, a 16-byte loop above that
+//! (`rep movsb` for long forward copies), and a word at a time for comparisons.
 //!
 //! Only the `x86_64` musl build exports them (`#[no_mangle]`); the functions themselves build
 //! everywhere, so that their tests run on any host. `no_builtins` keeps the compiler from turning
