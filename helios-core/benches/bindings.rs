@@ -25,9 +25,8 @@
 //!
 //! For each file: ITERATIONS / 10 + 2 warm-up calls, then ITERATIONS timed calls of each kind;
 //! prints one line `FILE MEDIAN_NS MEDIAN_NEW_INPUT_NS MEDIAN_ASYNC_NS` (medians of the per-call
-//! times). Under
-//! `cargo test --all-targets` (no `--bench` flag) it only checks that the evaluator decides on a
-//! small input.
+//! times). Under `cargo test --all-targets` (no `--bench` flag) it only checks that the evaluator
+//! decides on a small input.
 
 use std::time::{Duration, Instant};
 

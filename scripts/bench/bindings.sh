@@ -104,33 +104,24 @@ const { Evaluator, PreparedInput } = require(pkg)
 const doc = JSON.parse(readFileSync(path, 'utf8'))
 const evaluator = new Evaluator({ timeLimitMs: 30000 })
 const n = Number(iterations)
-const middle = (times) => times.sort((a, b) => a - b)[Math.floor(n / 2)]
-async function median(call) {
-  for (let i = 0; i < Math.floor(n / 10) + 2; i++) await call()
+// The median time of `call`; a synchronous call (`sync`) is timed as it is made, without an
+// `await`, which would add a microtask turn.
+async function median(call, sync = false) {
+  for (let i = 0; i < Math.floor(n / 10) + 2; i++) sync ? call() : await call()
   const times = []
   for (let i = 0; i < n; i++) {
     const started = process.hrtime.bigint()
-    await call()
+    sync ? call() : await call()
     times.push(Number(process.hrtime.bigint() - started))
   }
-  return middle(times)
-}
-// A synchronous call timed as it is made: no `await` (which would add a microtask turn).
-function medianSync(call) {
-  for (let i = 0; i < Math.floor(n / 10) + 2; i++) call()
-  const times = []
-  for (let i = 0; i < n; i++) {
-    const started = process.hrtime.bigint()
-    call()
-    times.push(Number(process.hrtime.bigint() - started))
-  }
-  return middle(times)
+  times.sort((a, b) => a - b)
+  return times[Math.floor(n / 2)]
 }
 ;(async () => {
   const prepared = new PreparedInput(doc)
   const object = await median(() => evaluator.evaluate(doc))
   const preparedAsync = await median(() => evaluator.evaluate(prepared))
-  const preparedSync = medianSync(() => evaluator.evaluateSync(prepared))
+  const preparedSync = await median(() => evaluator.evaluateSync(prepared), true)
   console.log(object, preparedAsync, preparedSync)
 })().catch((e) => { console.error(e); process.exit(1) })
 JS

@@ -131,10 +131,12 @@ unsafe fn copy_long(dst: *mut u8, src: *const u8, n: usize) {
 #[cfg(not(target_arch = "x86_64"))]
 use copy_forward as copy_long;
 
-/// `memcpy`: `n` bytes from `src` to `dst`, which do not overlap.
+/// `memcpy`: `n` bytes from `src` to `dst`, front to back (so also right when `dst` is below an
+/// overlapping `src`, which [`r#move`] relies on).
 ///
 /// # Safety
-/// `src` must be valid for reading and `dst` for writing `n` bytes, and they must not overlap.
+/// `src` must be valid for reading and `dst` for writing `n` bytes; if they overlap, `dst` must
+/// be below `src`.
 #[inline]
 pub unsafe fn copy(dst: *mut u8, src: *const u8, n: usize) {
     unsafe {
@@ -155,17 +157,11 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, n: usize) {
 #[inline]
 pub unsafe fn r#move(dst: *mut u8, src: *const u8, n: usize) {
     unsafe {
-        if n <= SMALL {
-            copy_small(dst, src, n);
-        } else if (dst as usize).wrapping_sub(src as usize) >= n {
-            // `dst` below `src`, or no overlap: front to back.
-            if n < LONG {
-                copy_forward(dst, src, n);
-            } else {
-                copy_long(dst, src, n);
-            }
-        } else {
+        // `dst` above an overlapping `src` (and too long to load whole first): back to front.
+        if n > SMALL && (dst as usize).wrapping_sub(src as usize) < n {
             copy_backward(dst, src, n);
+        } else {
+            copy(dst, src, n);
         }
     }
 }
